@@ -1,0 +1,32 @@
+# gynmri: raw multi-center MRI DICOM -> harmonised slices -> folds -> MobileNetV2 per
+# (sequence, fold) -> ensembles over sequences -> report. See README.md.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+# The package holds the logic; make it importable even when it is not pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/folds.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

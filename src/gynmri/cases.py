@@ -1,0 +1,86 @@
+"""The cases table: which patient folder has which label, and the patient's pseudonymous key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from gynmri.deid import load_secret, patient_key
+
+CASE_COLUMNS = ["patient_dir", "center", "label"]
+
+
+class CasesError(ValueError):
+    """The cases table is missing, malformed, or disagrees with the config."""
+
+
+def read_cases_table(path: str | Path, classes: list[str]) -> pd.DataFrame:
+    """Return the cases table at ``path`` checked against the configured classes.
+
+    Raises:
+        CasesError: missing file or columns, empty cells, unknown labels, repeated patients.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CasesError(f"cases table {path} not found (config cohort/cases)")
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in CASE_COLUMNS if c not in table.columns]
+    if missing:
+        raise CasesError(f"cases table {path}: missing columns {missing} (needs {CASE_COLUMNS})")
+    for col in CASE_COLUMNS:
+        empty = table.index[table[col].str.strip() == ""]
+        if len(empty):
+            raise CasesError(
+                f"cases table {path}: empty '{col}' on data rows {[i + 2 for i in empty]}"
+            )
+    bad = table[~table["label"].isin(classes)]
+    if len(bad):
+        raise CasesError(
+            f"cases table {path}: row {bad.index[0] + 2} has label '{bad['label'].iloc[0]}', "
+            f"not one of task/classes {classes}"
+        )
+    dup = table["patient_dir"].duplicated(keep=False)
+    if dup.any():
+        raise CasesError(
+            f"cases table {path}: patient_dir repeated on rows {[i + 2 for i in table.index[dup]]}"
+        )
+    return table[CASE_COLUMNS]
+
+
+def load_cases(config: dict) -> pd.DataFrame:
+    """Return the cases with their pseudonymous key and class index, sorted by key.
+
+    For a synthetic cohort the table is planned from the config (cheap, no files needed), so
+    the workflow can plan before the cohort is written.
+    """
+    classes = config["task"]["classes"]
+    synthetic = config["cohort"].get("synthetic")
+    if synthetic:
+        from gynmri.synth import plan_cohort
+
+        table = plan_cohort(synth_spec(synthetic))[CASE_COLUMNS]
+    else:
+        table = read_cases_table(config["cohort"]["cases"], classes)
+    secret = load_secret(config.get("deid", {}), synthetic=bool(synthetic))
+    table = table.assign(
+        patient=[
+            patient_key(secret, c, d)
+            for c, d in zip(table["center"], table["patient_dir"], strict=True)
+        ],
+        label_index=[classes.index(label) for label in table["label"]],
+    )
+    if table["patient"].duplicated().any():
+        raise CasesError("two cases map to the same patient key; check for repeated rows")
+    return table.sort_values("patient").reset_index(drop=True)
+
+
+def synth_spec(synthetic: dict):
+    """Return the SynthSpec described by config cohort/synthetic."""
+    from gynmri.synth import SynthSpec
+
+    return SynthSpec(
+        patients_per_class=dict(synthetic["patients_per_class"]),
+        centers=int(synthetic.get("centers", 3)),
+        seed=int(synthetic.get("seed", 2022)),
+    )

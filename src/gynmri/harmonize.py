@@ -1,0 +1,189 @@
+"""Harmonisation: DICOM series -> SimpleITK volume -> canonical, resampled, normalised slices.
+
+Volumes follow SimpleITK's convention: physical points in LPS millimetres, index order (x, y, z)
+= (column, row, slice), direction columns = (row direction, column direction, slice normal).
+Slices are ordered by their position along the normal, never by InstanceNumber or file name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from gynmri.dicom import FileRecord, Series, bvalue
+
+# Canonical direction matrices (columns: image x axis, image y axis, slice axis) in LPS, i.e.
+# the radiological display of each plane: axial seen from the feet, sagittal with anterior on
+# the left, coronal seen from the front; head at the top of sagittal and coronal images.
+CANONICAL = {
+    "axial": np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], float).T,
+    "sagittal": np.array([[0, 1, 0], [0, 0, -1], [1, 0, 0]], float).T,
+    "coronal": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float).T,
+}
+
+
+class SeriesError(ValueError):
+    """A series cannot be stacked into a volume (the message says why)."""
+
+
+@dataclass
+class Volume:
+    """A stacked series: the image and the files it was built from."""
+
+    image: sitk.Image
+    files: list[FileRecord]
+    bvalue: float | None = None
+
+
+def select_bvalue(series: Series, wanted: str | float) -> tuple[list[FileRecord], float | None]:
+    """Return the files of the wanted b-value ('highest' or a number) and that b-value."""
+    if not series.bvalues:
+        return series.files, None
+    target = max(series.bvalues) if wanted == "highest" else float(wanted)
+    if target not in series.bvalues:
+        raise SeriesError(f"b-value {target} not in series (has {series.bvalues})")
+    return [f for f in series.files if bvalue(f.header) == target], target
+
+
+def stack(files: list[FileRecord], series: Series) -> sitk.Image:
+    """Return the volume of single-frame slices sorted along the slice normal, in signal units.
+
+    Raises:
+        SeriesError: missing geometry, repeated positions, uneven spacing, unreadable pixels.
+    """
+    if series.orientation is None:
+        raise SeriesError("no ImageOrientationPatient")
+    row, col = series.orientation[:3], series.orientation[3:]
+    normal = np.cross(row, col)
+    positions = []
+    for f in files:
+        ipp = f.header.get("ImagePositionPatient")
+        if ipp is None:
+            raise SeriesError(f"{f.path.name}: no ImagePositionPatient")
+        positions.append(np.array([float(v) for v in ipp]))
+    along = np.array([p @ normal for p in positions])
+    order = np.argsort(along, kind="stable")
+    along = along[order]
+    if len(along) > 1 and np.min(np.diff(along)) < 1e-3:
+        raise SeriesError("repeated slice positions (several volumes in one series)")
+    steps = np.diff(along)
+    spacing_z = float(np.median(steps)) if len(steps) else (series.slice_thickness or 1.0)
+    if len(steps) and np.max(np.abs(steps - spacing_z)) > 0.05 * spacing_z + 1e-3:
+        raise SeriesError(f"uneven slice spacing ({steps.min():.2f}-{steps.max():.2f} mm)")
+    planes = []
+    for idx in order:
+        f = files[idx]
+        try:
+            ds = pydicom.dcmread(f.path)
+            pixels = ds.pixel_array.astype(np.float32)
+        except Exception as err:  # truncated data, missing decoder: name the file
+            raise SeriesError(f"{f.path.name}: pixel data unreadable ({err})") from None
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        planes.append(pixels * slope + intercept)
+    shapes = {p.shape for p in planes}
+    if len(shapes) != 1:
+        raise SeriesError(f"slices of different matrix sizes {sorted(shapes)}")
+    image = sitk.GetImageFromArray(np.stack(planes))  # array (z, y, x) -> image (x, y, z)
+    row_spacing, col_spacing = series.pixel_spacing or (1.0, 1.0)
+    image.SetSpacing((col_spacing, row_spacing, spacing_z))
+    image.SetOrigin(tuple(positions[order[0]]))
+    image.SetDirection(tuple(np.column_stack([row, col, normal]).ravel()))
+    return image
+
+
+def check_mask_geometry(mask: sitk.Image, image: sitk.Image, what: str) -> None:
+    """Raise SeriesError naming ``what`` when the mask does not lie on the image's voxel grid."""
+    problems = []
+    if mask.GetSize() != image.GetSize():
+        problems.append(f"size {mask.GetSize()} vs {image.GetSize()}")
+    if not np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-3, rtol=1e-3):
+        problems.append(f"spacing {mask.GetSpacing()} vs {image.GetSpacing()}")
+    if not np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=0.05):
+        problems.append(f"origin {mask.GetOrigin()} vs {image.GetOrigin()}")
+    if not np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-3):
+        problems.append("direction differs")
+    if problems:
+        raise SeriesError(f"{what}: mask does not match the series geometry: {'; '.join(problems)}")
+
+
+def centre_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
+    """Return the physical centre of the mask's foreground, or of the image when there is none."""
+    if mask is not None:
+        idx = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+        if len(idx):
+            zyx = idx.mean(axis=0)
+            return np.array(image.TransformContinuousIndexToPhysicalPoint(tuple(zyx[::-1])))
+    size = np.array(image.GetSize(), float)
+    return np.array(image.TransformContinuousIndexToPhysicalPoint(tuple((size - 1) / 2)))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An output voxel grid: origin, spacing and direction in LPS, size in voxels (x, y, z)."""
+
+    origin: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+    direction: np.ndarray
+    size: tuple[int, int, int]
+
+
+def canonical_grid(
+    image: sitk.Image, plane: str, size: int, fov_mm: float, centre: np.ndarray
+) -> Grid:
+    """Return the canonical output grid for a volume.
+
+    In plane: ``size`` x ``size`` pixels over ``fov_mm``, centred on ``centre``. Across: the
+    input's slice positions along the canonical slice axis, so slices are never interpolated.
+    """
+    direction = CANONICAL.get(plane, CANONICAL["axial"])
+    step = fov_mm / size
+    spacing_z = image.GetSpacing()[2]
+    ends = [
+        np.array(image.TransformIndexToPhysicalPoint((0, 0, k))) @ direction[:, 2]
+        for k in (0, image.GetSize()[2] - 1)
+    ]
+    lo, hi = min(ends), max(ends)
+    n_slices = int(round((hi - lo) / spacing_z)) + 1
+    half = step * (size - 1) / 2
+    origin = centre - half * direction[:, 0] - half * direction[:, 1]
+    origin = origin + (lo - centre @ direction[:, 2]) * direction[:, 2]
+    return Grid(tuple(origin), (step, step, spacing_z), direction, (size, size, n_slices))
+
+
+def resample(
+    image: sitk.Image, grid: Grid, interpolator=sitk.sitkLinear, fill: float = 0.0
+) -> sitk.Image:
+    """Return ``image`` resampled onto ``grid``; points outside the input get ``fill``."""
+    return sitk.Resample(
+        image,
+        grid.size,
+        sitk.Transform(),
+        interpolator,
+        grid.origin,
+        grid.spacing,
+        tuple(grid.direction.ravel()),
+        fill,
+        image.GetPixelID(),
+    )
+
+
+def normalise(
+    values: np.ndarray, reference: np.ndarray, method: str, clip_percentiles
+) -> np.ndarray:
+    """Return ``values`` clipped at the reference's percentiles and scaled (z-score or min-max).
+
+    The statistics come from ``reference`` (the whole original series), so that the crop of
+    the field of view does not change the scale.
+    """
+    lo, hi = np.percentile(reference, clip_percentiles)
+    if hi <= lo:
+        raise SeriesError("constant intensity series")
+    ref = np.clip(reference, lo, hi)
+    out = np.clip(values, lo, hi)
+    if method == "minmax":
+        return (out - lo) / (hi - lo)
+    return (out - ref.mean()) / max(float(ref.std()), 1e-6)

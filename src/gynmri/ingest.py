@@ -1,0 +1,204 @@
+"""Ingest one patient: discover series, name them, harmonise the used ones, keep tumour slices.
+
+Returns the patient's slice table (see gynmri.slices) and a QC record that accounts for every
+file in the patient's folder. Only pseudonyms reach either: the patient key, keyed series
+hashes, paths relative to the patient's folder, and non-identifying header facts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from gynmri import harmonize
+from gynmri.deid import series_key
+from gynmri.dicom import Series, discover
+from gynmri.sequences import name_series
+from gynmri.slices import empty_slices, encode_pixels
+
+log = logging.getLogger(__name__)
+
+MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+class AnnotationError(ValueError):
+    """A tumour mask does not fit the series it is named after."""
+
+
+def find_mask(masks_dir: Path, series_uid: str) -> Path | None:
+    """Return the mask file named after a SeriesInstanceUID, or None."""
+    for suffix in MASK_SUFFIXES:
+        path = masks_dir / f"{series_uid}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _choose_series(
+    candidates: list[Series], masks_dir: Path
+) -> tuple[Series | None, dict[str, str]]:
+    """Return the series to use for one sequence and the exclusion reason of the others."""
+    annotated = [s for s in candidates if find_mask(masks_dir, s.uid)]
+    reasons = {s.uid: "no annotation (no tumour mask for this series)" for s in candidates}
+    if not annotated:
+        return None, reasons
+    chosen = max(annotated, key=lambda s: s.number)  # a repeat is usually the better one
+    for s in annotated:
+        if s is not chosen:
+            reasons[s.uid] = f"repeated sequence (series {chosen.number} used)"
+    del reasons[chosen.uid]
+    return chosen, reasons
+
+
+def harmonise_series(series: Series, mask_path: Path, hcfg: dict):
+    """Return (slices, tumour fractions, slice positions, b-value, used files) for one series."""
+    files, b = harmonize.select_bvalue(series, hcfg.get("dwi_bvalue", "highest"))
+    image = harmonize.stack(files, series)
+    mask = sitk.ReadImage(str(mask_path), sitk.sitkUInt8)
+    try:
+        harmonize.check_mask_geometry(mask, image, f"mask {mask_path.name}")
+    except harmonize.SeriesError as err:
+        raise AnnotationError(f"series {series.number} '{series.description}': {err}") from None
+    centre_on_tumour = hcfg.get("center_on", "tumour") == "tumour"
+    centre = harmonize.centre_of(image, mask if centre_on_tumour else None)
+    grid = harmonize.canonical_grid(image, series.plane, hcfg["size"], hcfg["fov_mm"], centre)
+    reference = sitk.GetArrayViewFromImage(image)
+    low = float(np.percentile(reference, hcfg["clip_percentiles"][0]))
+    resampled = sitk.GetArrayFromImage(harmonize.resample(image, grid, fill=low))
+    mask_rs = sitk.GetArrayFromImage(harmonize.resample(mask, grid, sitk.sitkNearestNeighbor))
+    values = harmonize.normalise(
+        resampled, np.asarray(reference), hcfg["normalize"], hcfg["clip_percentiles"]
+    )
+    fractions = (mask_rs > 0).mean(axis=(1, 2))
+    positions = np.array(grid.origin) @ grid.direction[:, 2] + grid.spacing[2] * np.arange(
+        grid.size[2]
+    )
+    return values, fractions, positions, b, files
+
+
+def ingest_patient(
+    patient_dir: Path,
+    masks_dir: Path,
+    *,
+    key: str,
+    center: str,
+    label: str,
+    label_index: int,
+    config: dict,
+    rules: list[dict],
+    secret: bytes,
+) -> tuple[pd.DataFrame, dict]:
+    """Return the slice table and the QC record of one patient.
+
+    Raises:
+        FileNotFoundError: the patient's DICOM folder does not exist.
+        AnnotationError: a mask does not match its series' geometry.
+    """
+    if not patient_dir.is_dir():
+        raise FileNotFoundError(f"patient {key}: DICOM folder not found (see the cases table)")
+    hcfg, wanted = config["harmonize"], config["sequences"]["use"]
+    records, series_list = discover(patient_dir)
+    by_sequence: dict[str, list[Series]] = {}
+    series_reason: dict[str, str] = {}
+    series_sequence: dict[str, str | None] = {}
+    for s in series_list:
+        naming = name_series(rules, s)
+        series_sequence[s.uid] = naming.sequence
+        if naming.sequence is None:
+            series_reason[s.uid] = naming.reason
+        elif naming.sequence not in wanted:
+            series_reason[s.uid] = f"sequence {naming.sequence} not in config sequences/use"
+        else:
+            by_sequence.setdefault(naming.sequence, []).append(s)
+
+    rows, used_slices = [], {}
+    for sequence, candidates in by_sequence.items():
+        chosen, reasons = _choose_series(candidates, masks_dir)
+        series_reason.update(reasons)
+        if chosen is None:
+            continue
+        try:
+            values, fractions, positions, b, files = harmonise_series(
+                chosen, find_mask(masks_dir, chosen.uid), hcfg
+            )
+        except harmonize.SeriesError as err:
+            series_reason[chosen.uid] = str(err)
+            continue
+        used_ids = {id(f) for f in files}
+        for f in chosen.files:
+            if id(f) not in used_ids:
+                f.status, f.reason = "excluded", f"b-value not used (b={b:g} selected)"
+        keep = np.flatnonzero(fractions >= hcfg["min_tumour_fraction"])
+        used_slices[chosen.uid] = len(keep)
+        if len(keep) == 0:
+            series_reason[chosen.uid] = "mask has no slice above min_tumour_fraction"
+            continue
+        skey = series_key(secret, chosen.uid)
+        row_spacing, col_spacing = chosen.pixel_spacing or (np.nan, np.nan)
+        for k in keep:
+            rows.append(
+                {
+                    "patient": key, "center": center, "label": label, "label_index": label_index,
+                    "sequence": sequence, "series": skey, "slice_index": int(k),
+                    "slice_position_mm": float(positions[k]),
+                    "tumour_fraction": float(fractions[k]),
+                    "height": values.shape[1], "width": values.shape[2],
+                    "pixels": encode_pixels(values[k]),
+                    "vendor": chosen.manufacturer, "field_strength": chosen.field_strength,
+                    "spacing_row_mm": row_spacing, "spacing_col_mm": col_spacing,
+                    "slice_thickness_mm": chosen.slice_thickness or np.nan,
+                }
+            )  # fmt: skip
+
+    for s in series_list:
+        for f in s.files:
+            if f.status != "pending":
+                continue
+            if s.uid in series_reason:
+                f.status, f.reason = "excluded", series_reason[s.uid]
+            else:
+                f.status = "used"
+    table = pd.DataFrame(rows) if rows else empty_slices()
+    qc = _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
+                    series_reason, used_slices, secret)  # fmt: skip
+    return table, qc
+
+
+def _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
+               series_reason, used_slices, secret) -> dict:  # fmt: skip
+    """Return the patient's QC record: one entry per file and one per series."""
+    files = [
+        {
+            "file": str(r.path.relative_to(patient_dir)),
+            "series": series_key(secret, r.series_uid) if r.series_uid else None,
+            "status": r.status,
+            "reason": r.reason,
+        }
+        for r in records
+    ]
+    series = [
+        {
+            "series": series_key(secret, s.uid),
+            "number": s.number,
+            "description": s.description,
+            "sequence": series_sequence.get(s.uid),
+            "status": "excluded" if s.uid in series_reason else "used",
+            "reason": series_reason.get(s.uid, ""),
+            "vendor": s.manufacturer,
+            "model": s.model,
+            "field_strength": s.field_strength,
+            "plane": s.plane,
+            "pixel_spacing": list(s.pixel_spacing) if s.pixel_spacing else None,
+            "slice_thickness": s.slice_thickness,
+            "matrix": list(s.matrix) if s.matrix else None,
+            "files": len(s.files),
+            "bvalues": s.bvalues,
+            "tumour_slices": used_slices.get(s.uid, 0),
+        }
+        for s in series_list
+    ]
+    return {"patient": key, "center": center, "label": label, "files": files, "series": series}

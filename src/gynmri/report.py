@@ -1,0 +1,182 @@
+"""Figures and the self-contained HTML report; they only format tables computed upstream."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html
+import json
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METRIC_COLUMNS = ["n", "accuracy", "sensitivity", "specificity", "ss_avg", "auc"]
+VERSIONED = [
+    "gynmri",
+    "snakemake",
+    "pydicom",
+    "SimpleITK",
+    "jax",
+    "flax",
+    "optax",
+    "pandas",
+    "numpy",
+]
+
+
+def plot_roc(roc: pd.DataFrame, out: str | Path) -> None:
+    """Write the ROC curves of every sequence and the best ensemble to a PNG."""
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
+    for name, curve in roc.groupby("curve", sort=False):
+        style = "-" if name.startswith("ensemble") else "--"
+        ax.plot(curve["fpr"], curve["tpr"], style, label=name, lw=2 if style == "-" else 1.3)
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01),
+           title="ROC, out-of-fold patient scores")  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def read_histories(paths: list[str]) -> pd.DataFrame:
+    """Return the training histories with sequence and fold parsed from their paths."""
+    frames = []
+    for p in paths:
+        match = re.search(r"models/([^/]+)/fold(\d+)/history\.tsv$", str(p))
+        frame = pd.read_csv(p, sep="\t")
+        frame["sequence"], frame["fold"] = match.group(1), int(match.group(2))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_training(histories: pd.DataFrame, out: str | Path) -> None:
+    """Write training loss and validation balanced accuracy per epoch, one panel per sequence."""
+    sequences = list(dict.fromkeys(histories["sequence"]))
+    fig, axes = plt.subplots(2, len(sequences), figsize=(3.6 * len(sequences), 5.5), dpi=100,
+                             squeeze=False, sharex=True)  # fmt: skip
+    for j, seq in enumerate(sequences):
+        for fold, h in histories[histories["sequence"] == seq].groupby("fold"):
+            axes[0, j].plot(h["epoch"], h["train_loss"], marker=".", label=f"fold {fold}")
+            if "val_balanced_accuracy" in h and h["val_balanced_accuracy"].notna().any():
+                axes[1, j].plot(
+                    h["epoch"], h["val_balanced_accuracy"], marker=".", label=f"fold {fold}"
+                )
+        axes[0, j].set_title(seq)
+        axes[0, j].set_ylabel("training loss")
+        axes[1, j].set_ylabel("validation balanced accuracy")
+        axes[1, j].set_xlabel("epoch")
+        axes[1, j].set_ylim(0, 1)
+        axes[0, j].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def _png(path: str | Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame, percent: list[str] = ()) -> str:
+    df = df.copy()
+    for col in percent:
+        if col in df:
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f} %")
+    if "auc" in df:
+        df["auc"] = df["auc"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return df.to_html(index=False, border=0, classes="t", na_rep="")
+
+
+def provenance(config: dict) -> dict:
+    """Return config hash, package versions, git revision and date for the report footer."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10, cwd=Path(__file__).parent).stdout.strip() or "unknown"  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "config_sha256": hashlib.sha256(blob).hexdigest()[:16],
+        "git": rev,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "versions": versions,
+    }
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+table.t th,table.t td{padding:.25em .6em;border-bottom:1px solid #e3e3e3;text-align:right}
+table.t th{background:#f4f4f4}img{max-width:100%}.note{color:#555;font-size:.9em}
+footer{margin-top:3em;font-size:.8em;color:#666;border-top:1px solid #ccc;padding-top:.5em}
+"""
+
+
+def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.DataFrame,
+                sequences: pd.DataFrame, ensembles: pd.DataFrame, roc_png: str,
+                training_png: str) -> str:  # fmt: skip
+    """Return the report as one self-contained HTML page (figures embedded)."""
+    prov = provenance(config)
+    pooled = sequences[sequences["fold"] == "all"].drop(columns="fold")
+    folds = sequences[sequences["fold"] != "all"]
+    excluded = (
+        files[files["status"] != "used"].groupby("reason").size().rename("files").reset_index()
+        .sort_values("files", ascending=False)
+    )  # fmt: skip
+    pct = ["accuracy", "sensitivity", "specificity", "ss_avg"]
+    positive = ", ".join(task["positive"])
+    synthetic = "synthetic" in config["cohort"]
+    best = ensembles.head(10)[["ensemble", "patients_missing_a_sequence", *METRIC_COLUMNS]]
+    parts = [
+        f"<h1>gynmri report: {html.escape(task['name'])} ({' / '.join(map(html.escape, task['classes']))})</h1>",
+        f'<p class="note">Positive class: {html.escape(positive)}. Metrics are out-of-fold, at patient '
+        f"level (slice probabilities aggregated by {config['evaluate']['aggregate']}), threshold "
+        f"{config['evaluate']['threshold']} on the positive probability; SS-Avg is the mean of "
+        f"sensitivity and specificity. {config['folds']['k']} patient-level folds."
+        + (
+            " <b>Cohort: synthetic</b> (generated by the workflow; no real patient)."
+            if synthetic
+            else ""
+        )
+        + "</p>",
+        "<h2>Cohort</h2>",
+        _table(cohort),
+        f"<p>Input files: {len(files)}; used {int((files['status'] == 'used').sum())}; excluded:</p>",
+        _table(excluded),
+        "<h2>Per sequence</h2>",
+        _table(pooled, pct),
+        "<details><summary>Per fold</summary>" + _table(folds, pct) + "</details>",
+        "<h2>Ensembles over sequences (best SS-Avg first)</h2>",
+        _table(best, pct),
+        "<h2>ROC curves</h2>",
+        _png(roc_png),
+        "<h2>Training curves</h2>",
+        _png(training_png),
+        "<footer>"
+        + f"config sha256 {prov['config_sha256']} &middot; git {html.escape(prov['git'])} &middot; "
+        + f"{prov['date']}<br>"
+        + ", ".join(f"{k} {html.escape(v)}" for k, v in prov["versions"].items())
+        + "</footer>",
+    ]
+    body = "\n".join(parts)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>gynmri report: {html.escape(task['name'])}</title><style>{_CSS}</style></head>"
+        f"<body>{body}</body></html>"
+    )

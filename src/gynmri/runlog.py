@@ -1,0 +1,19 @@
+"""Logging for workflow scripts: everything a job says goes to its Snakemake log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def start(log_path: str, name: str = "gynmri") -> logging.Logger:
+    """Return a logger writing to ``log_path``; warnings and tracebacks go there too."""
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    # Library warnings and uncaught tracebacks written to stderr land in the log as well.
+    sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    return logging.getLogger(name)

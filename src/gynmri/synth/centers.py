@@ -1,0 +1,348 @@
+"""Hospital profiles: scanner, protocol, geometry, intensity scaling, file layout and identities.
+
+The three centres differ the way real sites do (vendor naming, matrix, slice gap, rescale, folder
+layout, slice order), so that the pipeline's discovery and harmonisation are exercised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SeriesProtocol:
+    """Naming and timing of one series at one centre."""
+
+    description: str
+    protocol: str
+    number: int
+    image_type: tuple[str, ...]
+    te: float  # ms
+    tr: float  # ms
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """One scanner of a centre."""
+
+    model: str
+    field: float  # tesla
+    station: str
+
+
+@dataclass(frozen=True)
+class CenterProfile:
+    """Everything that makes one hospital's export look like that hospital."""
+
+    key: str  # "center_a"
+    letter: str  # "A": prefix of the pseudonymous export folder
+    manufacturer: str
+    scanners: tuple[Scanner, ...]
+    software: str
+    institution: str
+    referring: tuple[str, ...]  # DICOM PN strings
+    performing: tuple[str, ...]
+    operators: tuple[str, ...]
+    series: Mapping[str, SeriesProtocol]  # keys: loc, t2ax, t2sag, dwi, adc
+    t2_matrix: int
+    t2_fov: float
+    dwi_matrix: int
+    dwi_fov: float
+    t2ax_slices: int
+    t2sag_slices: int
+    dwi_slices: int
+    thickness: float  # T2 and DWI slice thickness (mm)
+    gap: float  # extra distance between slices (mm); SpacingBetweenSlices = thickness + gap
+    dtype: str  # "uint16" or "int16"
+    slope: float  # stored * slope + intercept = signal
+    intercept: float
+    scale: float  # signal units of relative intensity 1.0
+    noise: float  # Rician sigma relative to scale on T2 (DWI is noisier)
+    layout: str  # "series_dirs" | "flat" | "philips"
+    order: str  # InstanceNumber vs position: "ascending" | "descending" | "interleaved"
+    junk: bool  # writes one non-DICOM file per patient
+    id_digits: int
+    id_prefix: str
+    accession_format: str  # str.format with year= and n=
+
+    def patient_id(self, n: int) -> str:
+        """Return the centre-format PatientID for a (unique) patient number n."""
+        return f"{self.id_prefix}{n % 10**self.id_digits:0{self.id_digits}d}"
+
+    def accession(self, year: int, n: int) -> str:
+        """Return the centre-format AccessionNumber."""
+        return self.accession_format.format(year=year, n=n)
+
+
+CENTERS: dict[str, CenterProfile] = {
+    "center_a": CenterProfile(
+        key="center_a",
+        letter="A",
+        manufacturer="SIEMENS",
+        scanners=(Scanner("MAGNETOM Skyra", 3.0, "AWP45217"),),
+        software="syngo MR E11",
+        institution="Kanagawa Central Hospital",
+        referring=("SUZUKI^TAKESHI", "KOBAYASHI^MASAO", "MATSUMOTO^REIKO"),
+        performing=("INOUE^KAZUHIRO", "KIMURA^YUKIKO"),
+        operators=("HAYASHI^TOMOYA", "SHIMIZU^AYAKA", "YAMAZAKI^RYOTA"),
+        series={
+            "loc": SeriesProtocol(
+                "localizer", "localizer", 1, ("ORIGINAL", "PRIMARY", "M", "ND"), 1.6, 3.8
+            ),
+            "t2ax": SeriesProtocol(
+                "t2_tse_tra",
+                "t2_tse_tra",
+                2,
+                ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
+                101.0,
+                4200.0,
+            ),
+            "t2sag": SeriesProtocol(
+                "t2_tse_sag",
+                "t2_tse_sag",
+                3,
+                ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
+                99.0,
+                3900.0,
+            ),
+            "dwi": SeriesProtocol(
+                "ep2d_diff_tra_b0_1000",
+                "ep2d_diff_tra_b0_1000",
+                4,
+                ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "NORM"),
+                62.0,
+                5600.0,
+            ),
+            "adc": SeriesProtocol(
+                "ep2d_diff_tra_b0_1000_ADC",
+                "ep2d_diff_tra_b0_1000",
+                5,
+                ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
+                62.0,
+                5600.0,
+            ),
+        },
+        t2_matrix=224,
+        t2_fov=240.0,
+        dwi_matrix=112,
+        dwi_fov=260.0,
+        t2ax_slices=22,
+        t2sag_slices=16,
+        dwi_slices=18,
+        thickness=5.5,
+        gap=0.0,
+        dtype="uint16",
+        slope=1.0,
+        intercept=0.0,
+        scale=900.0,
+        noise=0.02,
+        layout="series_dirs",
+        order="ascending",
+        junk=False,
+        id_digits=7,
+        id_prefix="HA",
+        accession_format="{year}{n:07d}",
+    ),
+    "center_b": CenterProfile(
+        key="center_b",
+        letter="B",
+        manufacturer="GE MEDICAL SYSTEMS",
+        scanners=(
+            Scanner("SIGNA Architect", 3.0, "SMUHMR3T01"),
+            Scanner("DISCOVERY MR750w", 3.0, "SMUHMR3T02"),
+            Scanner("SIGNA Explorer", 1.5, "SMUHMR15T1"),
+        ),
+        software="27\\LX\\MR Software release:RX27.0_R05",
+        institution="Shonan Medical University Hospital",
+        referring=("TAKAHASHI^NAOKI", "WATANABE^KEIKO", "NAKAMURA^HIROSHI"),
+        performing=("MORI^SATOSHI", "OGAWA^MIDORI"),
+        operators=("FUJITA^KENTA", "OKADA^NATSUMI"),
+        series={
+            "loc": SeriesProtocol(
+                "3-Plane Loc", "GYN PELVIS", 1, ("ORIGINAL", "PRIMARY", "LOCALIZER"), 1.5, 4.5
+            ),
+            "t2ax": SeriesProtocol(
+                "Ax T2 FSE", "GYN PELVIS", 2, ("ORIGINAL", "PRIMARY", "OTHER"), 95.0, 5000.0
+            ),
+            "t2sag": SeriesProtocol(
+                "Sag T2 FSE", "GYN PELVIS", 3, ("ORIGINAL", "PRIMARY", "OTHER"), 97.0, 4800.0
+            ),
+            "dwi": SeriesProtocol(
+                "Ax DWI b1000", "GYN PELVIS", 4, ("ORIGINAL", "PRIMARY", "OTHER"), 70.0, 6000.0
+            ),
+            "adc": SeriesProtocol(
+                "Apparent Diffusion Coefficient (mm2/s)",
+                "GYN PELVIS",
+                400,
+                ("DERIVED", "PRIMARY", "ADC"),
+                70.0,
+                6000.0,
+            ),
+        },
+        t2_matrix=192,
+        t2_fov=260.0,
+        dwi_matrix=128,
+        dwi_fov=280.0,
+        t2ax_slices=20,
+        t2sag_slices=18,
+        dwi_slices=16,
+        thickness=6.0,
+        gap=1.0,  # the one centre with an interslice gap
+        dtype="int16",
+        slope=0.5,
+        intercept=0.0,
+        scale=1500.0,
+        noise=0.025,
+        layout="flat",
+        order="descending",
+        junk=False,
+        id_digits=10,
+        id_prefix="",
+        accession_format="SM{n:08d}",
+    ),
+    "center_c": CenterProfile(
+        key="center_c",
+        letter="C",
+        manufacturer="Philips Medical Systems",
+        scanners=(Scanner("Ingenia", 1.5, "YBWC-MR15-01"),),
+        software="5.6.1\\5.6.1.0",
+        institution="Yokohama Bayside Women's Clinic",
+        referring=("ISHIKAWA^MAKOTO", "MAEDA^HARUMI"),
+        performing=("FUKUDA^SHINJI",),
+        operators=("NISHIMURA^KAORI", "OKAMOTO^DAISUKE"),
+        series={
+            "loc": SeriesProtocol(
+                "Survey", "Survey", 101, ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"), 2.3, 11.0
+            ),
+            "t2ax": SeriesProtocol(
+                "T2W_TSE_TRA",
+                "T2W_TSE_TRA",
+                201,
+                ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE"),
+                100.0,
+                3500.0,
+            ),
+            "t2sag": SeriesProtocol(
+                "T2W_TSE_SAG",
+                "T2W_TSE_SAG",
+                301,
+                ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE"),
+                100.0,
+                3300.0,
+            ),
+            "dwi": SeriesProtocol(
+                "DWI_b0_1000",
+                "DWI_b0_1000",
+                401,
+                ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE"),
+                75.0,
+                4500.0,
+            ),
+            "adc": SeriesProtocol(
+                "dADC_DWI", "DWI_b0_1000", 402, ("DERIVED", "PRIMARY", "ADC", "ADC"), 75.0, 4500.0
+            ),
+        },
+        t2_matrix=240,
+        t2_fov=250.0,
+        dwi_matrix=96,
+        dwi_fov=250.0,
+        t2ax_slices=21,
+        t2sag_slices=16,
+        dwi_slices=18,
+        thickness=6.0,
+        gap=0.0,
+        dtype="uint16",
+        slope=2.34676,  # Philips-like real-world rescale
+        intercept=0.0,
+        scale=700.0,
+        noise=0.03,
+        layout="philips",
+        order="interleaved",
+        junk=True,
+        id_digits=6,
+        id_prefix="KC",
+        accession_format="{year}-{n:06d}",
+    ),
+}
+
+# Name pools for planted patient identities (Japanese-style DICOM PN: FAMILY^GIVEN).
+SURNAMES = (
+    "YAMADA", "TANAKA", "SASAKI", "YAMAMOTO", "NAKAJIMA", "KATOU", "YOSHIDA", "YAMAGUCHI",
+    "MATSUDA", "INOUE", "KIMURA", "HAYASHI", "SAITOU", "SHIMIZU", "YAMAZAKI", "IKEDA",
+    "HASHIMOTO", "ISHIKAWA", "OGAWA", "NISHIDA", "FUJIWARA", "OKAMOTO", "MATSUI", "NAKANO",
+    "HARADA", "ONO", "TAMURA", "TAKEUCHI", "KANEKO", "WADA", "NAKAYAMA", "ISHIDA",
+    "UEDA", "MORITA", "HARA", "SHIBATA", "SAKAI", "KUDOU", "YOKOYAMA", "MIYAZAKI",
+)  # fmt: skip
+GIVEN_NAMES = (
+    "HANAKO", "YUMIKO", "KEIKO", "NAOMI", "SACHIKO", "TOMOKO", "MICHIKO", "AKEMI",
+    "YOSHIKO", "KAZUKO", "MEGUMI", "ERIKO", "MAYUMI", "KYOKO", "JUNKO", "HIROMI",
+    "NORIKO", "YUKARI", "SAYAKA", "MISAKI", "HARUKA", "CHIHIRO", "AYUMI", "KANAKO",
+    "RIEKO", "SHIZUKA", "MIDORI", "FUMIKO", "ASUKA", "NATSUKO", "MASAKO", "YOKO",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The identifiers planted in one patient's headers."""
+
+    patient_name: str
+    patient_id: str
+    birth_date: str
+    age: str
+    study_date: str
+    study_time: str
+    accession: str
+    referring: str
+    performing: str
+    operator: str
+    scanner: Scanner
+
+    def strings(self, profile: CenterProfile) -> list[str]:
+        """Return every identifying string of this patient (names also split into parts)."""
+        names = [self.patient_name, self.referring, self.performing, self.operator]
+        parts = [p for n in names for p in n.split("^")]
+        return [
+            *names,
+            *parts,
+            self.patient_id,
+            self.birth_date,
+            self.accession,
+            profile.institution,
+            self.scanner.station,
+        ]
+
+
+def make_identity(seed: int, case_index: int, profile: CenterProfile) -> Identity:
+    """Return the deterministic planted identity of one patient (unique within a cohort)."""
+    rng = np.random.default_rng([seed, case_index, 7])
+    # a seeded permutation of all name combinations, indexed by case: unique up to 1280 patients
+    combos = np.random.default_rng([seed, 11]).permutation(len(SURNAMES) * len(GIVEN_NAMES))
+    combo = int(combos[case_index % len(combos)])
+    name = f"{SURNAMES[combo // len(GIVEN_NAMES)]}^{GIVEN_NAMES[combo % len(GIVEN_NAMES)]}"
+    # affine map of the case index: unique numbers that do not look sequential
+    mod = 10 ** min(profile.id_digits, 8)
+    base = int(np.random.default_rng([seed, 13]).integers(10**5, mod // 2))
+    number = (base + case_index * 7919) % mod
+    year = int(rng.integers(2015, 2022))
+    month, day = int(rng.integers(1, 13)), int(rng.integers(1, 29))
+    age = int(rng.integers(32, 76))
+    birth = f"{year - age:04d}{int(rng.integers(1, 13)):02d}{int(rng.integers(1, 29)):02d}"
+    if (int(birth[4:8]) > month * 100 + day) and age > 0:
+        age -= 1  # birthday not yet reached in the study year
+    hour, minute = int(rng.integers(8, 18)), int(rng.integers(0, 60))
+    return Identity(
+        patient_name=name,
+        patient_id=profile.patient_id(number),
+        birth_date=birth,
+        age=f"{age:03d}Y",
+        study_date=f"{year:04d}{month:02d}{day:02d}",
+        study_time=f"{hour:02d}{minute:02d}{int(rng.integers(0, 60)):02d}",
+        accession=profile.accession(year, (base * 3 + case_index * 104729) % 10**6),
+        referring=profile.referring[int(rng.integers(len(profile.referring)))],
+        performing=profile.performing[int(rng.integers(len(profile.performing)))],
+        operator=profile.operators[int(rng.integers(len(profile.operators)))],
+        scanner=profile.scanners[int(rng.integers(len(profile.scanners)))],
+    )

@@ -1,0 +1,360 @@
+"""Training, prediction and (de)serialisation of the per-sequence MobileNetV2 slice classifiers.
+
+The whole training set lives on the device; every jitted step draws a class-balanced batch there,
+augments it, and updates the model, so the host only dispatches steps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from flax import nnx
+
+from gynmri.augment import augment_batch
+from gynmri.model import MobileNetV2
+
+STATE_FILE = "state.npz"
+META_FILE = "meta.json"
+FORMAT_VERSION = 1
+HISTORY_COLUMNS = [
+    "epoch", "train_loss", "val_loss", "val_balanced_accuracy", "seconds", "images_per_second",
+]
+
+
+def in_channels_for(model_cfg: Mapping[str, Any]) -> int:
+    """Return the stem's input channels: 3 for stem 'replicate', 1 for 'single'."""
+    stem = model_cfg.get("stem", "replicate")
+    if stem not in ("replicate", "single"):
+        raise ValueError(f"model stem must be 'replicate' or 'single', got {stem!r}")
+    return 3 if stem == "replicate" else 1
+
+
+def build_model(n_classes: int, model_cfg: Mapping[str, Any], seed: int = 0) -> MobileNetV2:
+    """Return a freshly initialised MobileNetV2 for model_cfg (width, stem, depthwise)."""
+    return MobileNetV2(
+        n_classes,
+        width=float(model_cfg.get("width", 1.0)),
+        in_channels=in_channels_for(model_cfg),
+        depthwise=model_cfg.get("depthwise", "shifted"),
+        bn_momentum=float(model_cfg.get("bn_momentum", 0.999)),
+        rngs=nnx.Rngs(seed),
+    )
+
+
+def to_nhwc(images: jax.Array, in_channels: int) -> jax.Array:
+    """Return (N, H, W) slices as (N, H, W, in_channels), repeating the slice for a 3-channel stem."""
+    x = images[..., None]
+    return jnp.broadcast_to(x, (*images.shape, in_channels)) if in_channels > 1 else x
+
+
+def class_tables(labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (table (K, max_count) of sample indices per class, padded by repetition; counts (K,))."""
+    labels = np.asarray(labels).astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    members = [np.flatnonzero(labels == k) for k in range(n_classes)]
+    missing = [k for k, m in enumerate(members) if m.size == 0]
+    if missing:
+        raise ValueError(
+            f"classes {missing} have no training samples (n_classes={n_classes}); a class-balanced "
+            "sampler cannot draw them -- drop the classes or fix the fold split"
+        )
+    counts = np.array([m.size for m in members], np.int32)
+    # Rows are padded by repetition (never drawn: positions stay below counts); the width is
+    # bucketed so that folds of similar size share one compiled step.
+    width = bucket_size(int(counts.max()))
+    table = np.stack([np.resize(m, width) for m in members]).astype(np.int32)
+    return table, counts
+
+
+def bucket_size(n: int) -> int:
+    """Return n rounded up to a multiple of 2**(floor(log2 n) - 3), i.e. at most 12.5% above n."""
+    if n <= 16:
+        return max(n, 1)
+    step = 2 ** (int(np.log2(n)) - 3)
+    return -(-n // step) * step
+
+
+def enable_compilation_cache(cache_dir: str | Path) -> None:
+    """Turn on jax's persistent compilation cache in cache_dir (shared by later processes)."""
+    # A first training step takes ~15-40 s to compile on 2 CPU cores; models with the same
+    # architecture, batch and (bucketed) data shape then load it from disk instead.
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def make_optimizer(model: MobileNetV2, train_cfg: Mapping[str, Any], total_steps: int) -> nnx.Optimizer:
+    """Return an nnx.Optimizer: Adam(W) with cosine decay of the learning rate over total_steps."""
+    tx = _transform(
+        float(train_cfg.get("learning_rate", 1e-3)),
+        float(train_cfg.get("weight_decay", 0.0) or 0.0),
+        max(1, int(total_steps)),
+    )
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+@lru_cache(maxsize=64)
+def _transform(learning_rate: float, weight_decay: float, total_steps: int) -> optax.GradientTransformation:
+    # Cached: the transform is static in the optimizer's graphdef, so reusing the same object
+    # lets a second model with the same settings reuse the compiled train step.
+    schedule = optax.cosine_decay_schedule(learning_rate, total_steps)
+    if weight_decay > 0:
+        return optax.adamw(schedule, weight_decay=weight_decay)
+    return optax.adam(schedule)
+
+
+def _freeze(cfg: Mapping[str, Any] | None) -> tuple:
+    """Return a hashable, order-independent form of an augmentation config."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list | tuple) else v)
+                        for k, v in (cfg or {}).items()))
+
+
+def make_train_step(
+    graphdef: Any, batch_size: int, aug_cfg: Mapping[str, Any] | None, in_channels: int
+) -> Callable[..., tuple[Any, jax.Array]]:
+    """Return step(state, key, images, table, counts) -> (state, loss) for split (model, opt)."""
+    return partial(_train_step, graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels))
+
+
+# Module-level and keyed on static arguments, so identical configurations compile once per
+# process; the (model, optimizer) state is donated so XLA updates weights in place.
+@partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4,))
+def _train_step(
+    graphdef: Any, batch_size: int, aug: tuple, in_channels: int,
+    state: Any, key: jax.Array, images: jax.Array, table: jax.Array, counts: jax.Array,
+) -> tuple[Any, jax.Array]:
+    model, optimizer = nnx.merge(graphdef, state)
+    k_cls, k_idx, k_aug = jax.random.split(key, 3)
+    # Class-balanced: a uniform class per sample, then a uniform member of that class.
+    cls = jax.random.randint(k_cls, (batch_size,), 0, table.shape[0])
+    pos = jax.random.randint(k_idx, (batch_size,), 0, counts[cls])
+    x = augment_batch(k_aug, images[table[cls, pos]], dict(aug))
+    x = to_nhwc(x, in_channels)
+
+    def loss_fn(m: MobileNetV2) -> jax.Array:
+        logits = m(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, cls).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer)), loss
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _forward_proba(graphdef: Any, state: Any, images: jax.Array) -> jax.Array:
+    model = nnx.merge(graphdef, state)
+    return jax.nn.softmax(model(to_nhwc(images, model.in_channels)), axis=-1)
+
+
+def predict_proba(model: MobileNetV2, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode."""
+    images = np.asarray(images, np.float32)
+    n = images.shape[0]
+    if n == 0:
+        return np.zeros((0, model.num_classes), np.float32)
+    model.eval()
+    graphdef, state = nnx.split(model)
+    bs = min(batch_size, n)
+    out = []
+    for start in range(0, n, bs):
+        chunk = images[start:start + bs]
+        real = chunk.shape[0]
+        if real < bs:  # pad so the forward pass is compiled for one shape only
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - real, axis=0)])
+        out.append(_forward_proba(graphdef, state, jnp.asarray(chunk))[:real])
+    return np.asarray(jnp.concatenate(out))
+
+
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Return the mean per-class recall over the classes present in labels."""
+    labels = np.asarray(labels)
+    predicted = np.asarray(predicted)
+    recalls = [np.mean(predicted[labels == k] == k) for k in np.unique(labels)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def fit(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    n_classes: int,
+    model_cfg: dict,
+    train_cfg: dict,
+    val_images: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[MobileNetV2, pd.DataFrame]:
+    """Return (trained model in eval mode, per-epoch history DataFrame)."""
+    train_images = np.asarray(train_images, np.float32)
+    if train_images.ndim != 3:
+        raise ValueError(f"train_images must be (N, H, W), got shape {train_images.shape}")
+    table, counts = class_tables(train_labels, n_classes)
+    batch_size = int(train_cfg.get("batch_size", 32))
+    epochs = int(train_cfg.get("epochs", 1))
+    steps_per_epoch = max(1, int(train_cfg.get("images_per_epoch", len(train_images))) // batch_size)
+    seed = int(train_cfg.get("seed", 0))
+    has_val = val_images is not None and val_labels is not None and len(val_labels) > 0
+
+    model = build_model(n_classes, model_cfg, seed)
+    optimizer = make_optimizer(model, train_cfg, epochs * steps_per_epoch)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    step = make_train_step(graphdef, batch_size, train_cfg.get("augment"), model.in_channels)
+
+    # Put on the device once (batches are gathered there), padded to a bucketed length so that
+    # folds of similar size share the compiled step; padding rows are never indexed.
+    padded = np.zeros((bucket_size(len(train_images)), *train_images.shape[1:]), np.float32)
+    padded[: len(train_images)] = train_images
+    images_dev = jnp.asarray(padded)
+    table_dev, counts_dev = jnp.asarray(table), jnp.asarray(counts)
+    data_key = jax.random.fold_in(jax.random.key(seed), 1)
+
+    rows = []
+    global_step = 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        losses = []
+        for _ in range(steps_per_epoch):
+            key = jax.random.fold_in(data_key, global_step)
+            state, loss = step(state, key, images_dev, table_dev, counts_dev)
+            losses.append(loss)  # kept on device: fetching each would stall the dispatch queue
+            global_step += 1
+        train_loss = float(jnp.mean(jnp.stack(losses)))
+        train_seconds = time.perf_counter() - t0
+        val_loss = val_bacc = float("nan")
+        if has_val:
+            nnx.update((model, optimizer), state)
+            proba = predict_proba(model, val_images)
+            y = np.asarray(val_labels).astype(np.int64)
+            val_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0))))
+            val_bacc = balanced_accuracy(y, proba.argmax(axis=1))
+        seconds = time.perf_counter() - t0
+        ips = steps_per_epoch * batch_size / train_seconds
+        rows.append((epoch, train_loss, val_loss, val_bacc, seconds, ips))
+        msg = f"epoch {epoch}/{epochs} train_loss {train_loss:.4f}"
+        if has_val:
+            msg += f" val_loss {val_loss:.4f} val_bacc {val_bacc:.3f}"
+        log(msg + f" {seconds:.1f}s {ips:.1f} img/s")
+
+    nnx.update((model, optimizer), state)
+    model.eval()
+    return model, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _flat_state(model: MobileNetV2) -> dict[str, Any]:
+    """Return the model's full state (params + batch stats) as {'a/b/0/kernel': array}."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, (*prefix, str(k)))
+        else:
+            flat["/".join(prefix)] = node
+
+    walk(nnx.state(model).to_pure_dict(), ())
+    return flat
+
+
+def save_model(model: MobileNetV2, path: Path, meta: dict) -> None:
+    """Write state.npz (flattened params and batch stats) and meta.json into directory path."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if "n_classes" in meta and int(meta["n_classes"]) != model.num_classes:
+        raise ValueError(f"meta n_classes {meta['n_classes']} != model's {model.num_classes}")
+    arrays = {k: np.asarray(v) for k, v in _flat_state(model).items()}
+    np.savez(path / STATE_FILE, **arrays)
+    full_meta = {**meta, "n_classes": model.num_classes, "format_version": FORMAT_VERSION}
+    full_meta.setdefault("model_cfg", {})
+    # Keep the architecture in meta even if the caller's model_cfg omitted defaults.
+    full_meta["model_cfg"] = {
+        **full_meta["model_cfg"],
+        "width": model.width,
+        "stem": "replicate" if model.in_channels == 3 else "single",
+        "bn_momentum": model.bn_momentum,
+    }
+    (path / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True, default=str))
+
+
+def load_model(path: Path) -> tuple[MobileNetV2, dict]:
+    """Return (model in eval mode with the saved state, meta dict) from a save_model directory."""
+    path = Path(path)
+    meta = json.loads((path / META_FILE).read_text())
+    model = build_model(int(meta["n_classes"]), meta.get("model_cfg", {}))
+    state = nnx.state(model)
+    target = _flat_state(model)
+    with np.load(path / STATE_FILE) as saved:
+        if set(saved.files) != set(target):
+            diff = sorted(set(saved.files) ^ set(target))[:5]
+            raise ValueError(f"{path}: saved state does not match the architecture in meta: {diff}")
+        for k, v in target.items():
+            if saved[k].shape != v.shape:
+                raise ValueError(f"{path}: {k} has shape {saved[k].shape}, expected {v.shape}")
+        pure = state.to_pure_dict()
+        for k in target:
+            node = pure
+            *parents, leaf = k.split("/")
+            for p in parents:
+                node = node[_key_of(node, p)]
+            node[_key_of(node, leaf)] = jnp.asarray(saved[k])
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update(model, state)
+    model.eval()
+    return model, meta
+
+
+def _key_of(node: Mapping, name: str) -> Any:
+    # Pure-dict keys of list entries are ints; the npz names store them as strings.
+    for k in node:
+        if str(k) == name:
+            return k
+    raise KeyError(name)
+
+
+def benchmark(
+    width: float,
+    size: int,
+    batch_size: int,
+    steps: int,
+    depthwise: str = "shifted",
+    *,
+    stem: str = "replicate",
+    augment: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> float:
+    """Return training throughput in images/s (after one untimed compile step)."""
+    n_classes = 3
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.standard_normal((4 * batch_size, size, size), np.float32))
+    table, counts = class_tables(np.arange(4 * batch_size) % n_classes, n_classes)
+    model = build_model(n_classes, {"width": width, "stem": stem, "depthwise": depthwise})
+    optimizer = make_optimizer(model, {"learning_rate": 1e-3}, steps + 1)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    step = make_train_step(graphdef, batch_size, augment, model.in_channels)
+    args = (images, jnp.asarray(table), jnp.asarray(counts))
+    key = jax.random.key(0)
+    t0 = time.perf_counter()
+    state, loss = step(state, key, *args)
+    jax.block_until_ready(loss)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(steps):
+        state, loss = step(state, jax.random.fold_in(key, i + 1), *args)
+    jax.block_until_ready((state, loss))
+    ips = steps * batch_size / (time.perf_counter() - t0)
+    if log is not None:
+        log(f"width {width} size {size} batch {batch_size} {depthwise} stem {stem}: "
+            f"first step {compile_s:.1f}s, {ips:.1f} img/s")
+    return ips

@@ -1,0 +1,72 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gynmri.cases import CasesError, load_cases, read_cases_table
+from gynmri.config import ConfigError, load_config, validate_config
+from gynmri.deid import MissingKeyError, load_secret, patient_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["deid"]["key_env"] == "GYNMRI_KEY"  # default filled in
+    assert cfg["evaluate"]["aggregate"] == "mean"
+
+
+def test_unknown_key_is_named(config):
+    config["train"]["epoch"] = 3
+    with pytest.raises(ConfigError, match="'train'.*epoch"):
+        validate_config(config)
+
+
+def test_wrong_value_is_named(config):
+    config["evaluate"]["aggregate"] = "median"
+    with pytest.raises(ConfigError, match="evaluate/aggregate"):
+        validate_config(config)
+
+
+def test_positive_class_must_be_a_class(config):
+    config["task"]["positive"] = ["carcinoma"]
+    with pytest.raises(ConfigError, match="task/positive"):
+        validate_config(config)
+
+
+def test_cases_table_errors_name_row_and_column(tmp_path):
+    path = tmp_path / "cases.tsv"
+    path.write_text("patient_dir\tcenter\tlabel\np1\tc1\tmyoma\np2\tc1\tcarcinoma\n")
+    with pytest.raises(CasesError, match="row 3.*carcinoma"):
+        read_cases_table(path, ["myoma", "sarcoma"])
+    path.write_text("patient_dir\tlabel\np1\tmyoma\n")
+    with pytest.raises(CasesError, match="missing columns.*center"):
+        read_cases_table(path, ["myoma", "sarcoma"])
+
+
+def test_real_cohort_needs_a_secret(config, tmp_path, monkeypatch):
+    monkeypatch.delenv("GYNMRI_KEY", raising=False)
+    with pytest.raises(MissingKeyError, match="GYNMRI_KEY"):
+        load_secret({"key_env": "GYNMRI_KEY"}, synthetic=False)
+    cases = tmp_path / "cases.tsv"
+    cases.write_text("patient_dir\tcenter\tlabel\nHA1234567\tc1\tmyoma\n")
+    cfg = copy.deepcopy(config)
+    del cfg["cohort"]["synthetic"]
+    cfg["cohort"]["cases"] = str(cases)
+    with pytest.raises(MissingKeyError):
+        load_cases(cfg)
+    monkeypatch.setenv("GYNMRI_KEY", "s3cret")
+    table = load_cases(cfg)
+    assert table.loc[0, "patient"] == patient_key(b"s3cret", "c1", "HA1234567")
+    assert "HA1234567" not in table.loc[0, "patient"]
+
+
+def test_keys_are_stable_and_depend_on_the_secret():
+    assert patient_key(b"a", "c", "x") == patient_key(b"a", "c", "x")
+    assert patient_key(b"a", "c", "x") != patient_key(b"b", "c", "x")

@@ -1,0 +1,115 @@
+"""MobileNetV2 (flax.nnx) against Keras' architecture, and the two depthwise implementations."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from gynmri.model import (
+    DepthwiseConv3x3,
+    MobileNetV2,
+    _make_divisible,
+    correct_pad,
+    count_parameters,
+)
+
+
+def _abstract(num_classes: int, width: float, in_channels: int = 3) -> MobileNetV2:
+    # Shapes only: counting parameters needs no weights.
+    return nnx.eval_shape(
+        lambda: MobileNetV2(num_classes, width=width, in_channels=in_channels, rngs=nnx.Rngs(0))
+    )
+
+
+def test_parameter_count_matches_keras_width_1():
+    model = _abstract(1000, 1.0)
+    # keras.applications.MobileNetV2(weights=None): Total 3,538,984 / Trainable 3,504,872.
+    assert count_parameters(model) == 3_538_984
+    assert count_parameters(model, include_batch_stats=False) == 3_504_872
+
+
+def test_parameter_count_width_035():
+    model = _abstract(1000, 0.35)
+    # Keras summary of MobileNetV2(alpha=0.35, classes=1000): Total params 1,691,208.
+    assert count_parameters(model) == 1_691_208
+    assert model.stem_conv.kernel.shape == (3, 3, 3, 16)
+    assert model.blocks[0].out_channels == 8
+    assert model.blocks[-1].out_channels == 112
+    assert model.head_conv.kernel.shape == (1, 1, 112, 1280)  # 1280 kept for alpha <= 1
+
+
+def test_single_channel_stem_and_wide_head():
+    assert _abstract(3, 0.5, in_channels=1).stem_conv.kernel.shape == (3, 3, 1, 16)
+    assert _abstract(3, 1.4).head_conv.kernel.shape[-1] == _make_divisible(1280 * 1.4) == 1792
+
+
+def test_make_divisible_and_correct_pad():
+    assert _make_divisible(32 * 0.35) == 16  # 8 would be >10% below 11.2
+    assert _make_divisible(24) == 24
+    assert _make_divisible(int(16 * 0.35)) == 8
+    assert correct_pad((32, 32)) == ((0, 1), (0, 1))
+    assert correct_pad((33, 32)) == ((1, 1), (0, 1))
+
+
+def _reference_depthwise(x: np.ndarray, kernel: np.ndarray, stride: int) -> np.ndarray:
+    """Naive TF/Keras 'same' depthwise conv (for stride 2 identical to correct_pad + 'valid')."""
+    n, h, w, c = x.shape
+    ho, wo = -(-h // stride), -(-w // stride)
+    pad_t = max((ho - 1) * stride + 3 - h, 0) // 2
+    pad_l = max((wo - 1) * stride + 3 - w, 0) // 2
+    out = np.zeros((n, ho, wo, c), np.float64)
+    for i in range(ho):
+        for j in range(wo):
+            for di in range(3):
+                for dj in range(3):
+                    r, q = i * stride + di - pad_t, j * stride + dj - pad_l
+                    if 0 <= r < h and 0 <= q < w:
+                        out[:, i, j] += x[:, r, q] * kernel[di, dj, 0]
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("hw", [(8, 8), (7, 9), (9, 6)])
+def test_shifted_equals_grouped_and_reference(stride, hw):
+    layer = DepthwiseConv3x3(6, stride, depthwise="grouped", rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, *hw, 6))
+    grouped = np.asarray(layer(x))
+    layer.depthwise = "shifted"
+    shifted = np.asarray(layer(x))
+    reference = _reference_depthwise(np.asarray(x), np.asarray(layer.conv.kernel[...]), stride)
+    assert grouped.shape == shifted.shape == reference.shape
+    np.testing.assert_allclose(shifted, grouped, atol=1e-4)
+    np.testing.assert_allclose(shifted, reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [32, 33])
+def test_whole_model_shifted_equals_grouped(size):
+    shifted = MobileNetV2(4, width=0.35, depthwise="shifted", rngs=nnx.Rngs(0))
+    grouped = MobileNetV2(4, width=0.35, depthwise="grouped", rngs=nnx.Rngs(0))
+    # Same parameter layout: the grouped net can take the shifted net's state verbatim.
+    nnx.update(grouped, nnx.state(shifted))
+    x = jax.random.normal(jax.random.key(2), (3, size, size, 3))
+    for mode in ("train", "eval"):
+        getattr(shifted, mode)()
+        getattr(grouped, mode)()
+        a, b = shifted(x), grouped(x)
+        assert a.shape == (3, 4)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+
+
+def test_seeded_init_and_single_channel_forward():
+    a = MobileNetV2(2, width=0.35, in_channels=1, rngs=nnx.Rngs(7))
+    b = MobileNetV2(2, width=0.35, in_channels=1, rngs=nnx.Rngs(7))
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    a.eval()
+    out = a(jnp.zeros((2, 32, 32, 1)))
+    assert out.shape == (2, 2) and bool(jnp.isfinite(out).all())
+
+
+def test_set_depthwise_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="depthwise"):
+        MobileNetV2(2, width=0.35, depthwise="fft", rngs=nnx.Rngs(0))

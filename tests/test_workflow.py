@@ -1,0 +1,123 @@
+"""End to end: the real Snakemake workflow on a tiny synthetic cohort, in a temporary folder."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from gynmri.cases import synth_spec
+from gynmri.config import load_config
+from gynmri.synth import planted_identifiers
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), *args]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text()
+    (workdir / "config.yaml").write_text(
+        text.replace("RULES_PATH", str(ROOT / "config" / "sequences.yaml"))
+    )
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_report_and_tables_are_written(run):
+    html = (run / "results/report/index.html").read_text()
+    assert "<img" in html and "data:image/png;base64," in html and "T2axi+DWI" in html
+    per_seq = pd.read_csv(run / "results/metrics/sequences.tsv", sep="\t")
+    assert set(per_seq["sequence"]) == {"T2axi", "DWI"}
+    assert set(per_seq["fold"]) == {"all", "0", "1"}
+    pooled = per_seq[per_seq["fold"] == "all"]
+    assert (pooled["n"] == 9).all()  # every patient scored out of fold for each sequence
+    assert (
+        pooled[["accuracy", "sensitivity", "specificity", "auc"]]
+        .apply(lambda c: c.between(0, 1))
+        .all()
+        .all()
+    )
+    ensembles = pd.read_csv(run / "results/metrics/ensembles.tsv", sep="\t")
+    assert sorted(ensembles["ensemble"]) == ["DWI", "T2axi", "T2axi+DWI"]
+
+
+def test_every_generated_file_is_accounted_for(run):
+    files = pd.read_csv(run / "results/qc/files.tsv", sep="\t", keep_default_na=False)
+    cases = pd.read_csv(run / "data/synthetic/cases.tsv", sep="\t")
+    on_disk = sum(
+        1
+        for d in cases["patient_dir"]
+        for p in (run / "data/synthetic/dicom" / d).rglob("*")
+        if p.is_file()
+    )
+    assert len(files) == on_disk
+    assert set(files["status"]) <= {"used", "excluded"}
+    excluded = files[files["status"] == "excluded"]
+    assert (excluded["reason"] != "").all()
+    reasons = set(excluded["reason"])
+    assert {"localizer", "derived", "not DICOM"} <= reasons
+
+
+def test_no_planted_identifier_reaches_results(run):
+    config = load_config(run / "config.yaml")
+    secrets = [s.lower() for s in planted_identifiers(synth_spec(config["cohort"]["synthetic"]))]
+    assert len(secrets) > 20
+    texts = []
+    for path in [*(run / "results").rglob("*"), *(run / ".snakemake" / "log").rglob("*")]:
+        if not path.is_file():
+            continue
+        if path.suffix == ".parquet":
+            table = pq.read_table(path).drop_columns(
+                [c for c in ("pixels",) if c in pq.read_schema(path).names]
+            )
+            texts.append((path, table.to_pandas().to_csv().lower()))
+        else:
+            texts.append((path, path.read_bytes().decode("latin-1").lower()))
+    assert len(texts) > 30
+    leaks = [(str(p.relative_to(run)), s) for p, t in texts for s in secrets if s in t]
+    assert not leaks, leaks[:5]
+
+
+def test_rerun_plans_nothing(run):
+    proc = snakemake(run, "-n", "--cores", "2")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_snakemake_report(run):
+    snakemake(run, "--report", str(run / "snakemake-report.zip"), "--cores", "1")
+    assert (run / "snakemake-report.zip").stat().st_size > 10_000
+
+
+def test_bad_config_key_stops_with_its_name(tmp_path):
+    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text().replace("epochs: 2", "epocs: 2")
+    (tmp_path / "config.yaml").write_text(
+        text.replace("RULES_PATH", str(ROOT / "config" / "sequences.yaml"))
+    )
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "epocs" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(ROOT / "Snakefile"), "-d", str(ROOT)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Lints for" not in out, out[-3000:]

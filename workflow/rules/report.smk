@@ -1,0 +1,68 @@
+# Figures (each its own rule) and the self-contained HTML report.
+
+
+rule roc_figure:
+    input:
+        roc="results/metrics/roc.tsv",
+        ensembles="results/metrics/ensembles.tsv",
+    output:
+        png=report(
+            "results/figures/roc.png",
+            caption="../report/roc.rst",
+            category="Figures",
+        ),
+    params:
+        sequences=SEQUENCES,
+    log:
+        "results/logs/figures/roc.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/roc_figure.py"
+
+
+rule training_figure:
+    input:
+        histories=expand(
+            "results/models/{sequence}/fold{fold}/history.tsv",
+            sequence=SEQUENCES,
+            fold=FOLDS,
+        ),
+    output:
+        png=report(
+            "results/figures/training.png",
+            caption="../report/training.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/figures/training.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/training_figure.py"
+
+
+rule report_html:
+    input:
+        cohort="results/qc/cohort.tsv",
+        series="results/qc/series.tsv",
+        files="results/qc/files.tsv",
+        sequences="results/metrics/sequences.tsv",
+        ensembles="results/metrics/ensembles.tsv",
+        roc_png="results/figures/roc.png",
+        training_png="results/figures/training.png",
+    output:
+        html=report(
+            "results/report/index.html",
+            caption="../report/index.rst",
+            category="Report",
+        ),
+    params:
+        task=config["task"],
+        config=config,
+    log:
+        "results/logs/report.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/report_html.py"

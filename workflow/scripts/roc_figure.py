@@ -1,0 +1,14 @@
+"""ROC curves of every sequence and the best ensemble."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+import pandas as pd  # noqa: E402
+
+from gynmri.report import plot_roc  # noqa: E402
+from gynmri.runlog import start  # noqa: E402
+
+start(snakemake.log[0])
+plot_roc(pd.read_csv(snakemake.input.roc, sep="\t"), snakemake.output.png)

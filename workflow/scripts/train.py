@@ -1,0 +1,31 @@
+"""Train MobileNetV2 for one (sequence, fold) and predict the held-out patients."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+# XLA reads its thread settings at import: keep the job within the threads Snakemake gave it.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    f"--xla_cpu_multi_thread_eigen={'true' if snakemake.threads > 1 else 'false'} "
+    f"intra_op_parallelism_threads={snakemake.threads}",
+)
+
+from gynmri.crossval import train_fold  # noqa: E402
+from gynmri.runlog import start  # noqa: E402
+
+log = start(snakemake.log[0])
+train_fold(
+    snakemake.input.slices,
+    snakemake.input.folds,
+    snakemake.wildcards.sequence,
+    int(snakemake.wildcards.fold),
+    snakemake.params.classes,
+    snakemake.params.model,
+    snakemake.params.train,
+    Path(snakemake.output.model),
+    Path(snakemake.output.predictions),
+    Path(snakemake.output.history),
+)
