@@ -1,0 +1,159 @@
+"""Discovery, sequence naming and harmonisation on synthetic patients written to a temp folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from gynmri.config import load_config
+from gynmri.dicom import discover, plane_of
+from gynmri.harmonize import canonical_grid, resample
+from gynmri.ingest import AnnotationError, ingest_patient
+from gynmri.sequences import load_rules, name_series
+from gynmri.slices import read_slices, to_images, write_slices
+from gynmri.synth import SynthSpec, plan_cohort, write_patient
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = SynthSpec({"myoma": 2, "sarcoma": 2}, centers=3, seed=5)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort")
+    plan = plan_cohort(SPEC)
+    # one patient per center
+    rows = plan.groupby("center").head(1)
+    for _, row in rows.iterrows():
+        write_patient(SPEC, row, out / "dicom", out / "masks")
+    return out, rows
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(ROOT / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules(ROOT / "config" / "sequences.yaml")
+
+
+def _ingest(cohort, row, config, rules, **kw):
+    out, _ = cohort
+    return ingest_patient(out / "dicom" / row.patient_dir, out / "masks" / row.patient_dir,
+                          key="Pdeadbeef00", center=row.center, label=row.label,
+                          label_index=["myoma", "sarcoma"].index(row.label), config=config,
+                          rules=rules, secret=b"k", **kw)  # fmt: skip
+
+
+def test_every_vendor_convention_is_named(cohort, rules):
+    out, rows = cohort
+    for _, row in rows.iterrows():
+        _, series = discover(out / "dicom" / row.patient_dir)
+        names = {name_series(rules, s).sequence for s in series}
+        reasons = {name_series(rules, s).reason for s in series}
+        assert {"T2axi", "T2sag", "DWI"} <= names, row.center
+        assert {"localizer", "derived"} <= reasons, row.center
+
+
+def test_plane_from_orientation():
+    assert plane_of(np.array([1, 0, 0, 0, 1, 0.0])) == "axial"
+    assert plane_of(np.array([0, 1, 0, 0, 0, -1.0])) == "sagittal"
+    assert plane_of(np.array([1, 0, 0, 0, 0, -1.0])) == "coronal"
+    c, s = np.cos(np.radians(45)), np.sin(np.radians(45))
+    assert plane_of(np.array([1, 0, 0, 0, c, s])) == "oblique"
+
+
+def test_ingest_accounts_for_every_file_and_keeps_tumour_slices(cohort, config, rules, tmp_path):
+    out, rows = cohort
+    for _, row in rows.iterrows():
+        table, qc = _ingest(cohort, row, config, rules)
+        on_disk = [p for p in (out / "dicom" / row.patient_dir).rglob("*") if p.is_file()]
+        assert len(qc["files"]) == len(on_disk)
+        assert all(f["status"] in ("used", "excluded") for f in qc["files"])
+        assert all(f["reason"] for f in qc["files"] if f["status"] == "excluded")
+        assert set(table["sequence"]) == {"T2axi", "T2sag", "DWI"}
+        assert (table["tumour_fraction"] >= config["harmonize"]["min_tumour_fraction"]).all()
+        size = config["harmonize"]["size"]
+        images = to_images(table)
+        assert images.shape[1:] == (size, size) and np.isfinite(images).all()
+        write_slices(table, tmp_path / "s.parquet")
+        assert (
+            len(read_slices([tmp_path / "s.parquet"], "DWI")) == (table["sequence"] == "DWI").sum()
+        )
+        # nothing that identifies the patient in the QC record
+        assert row.patient_dir not in str(qc)
+
+
+def test_slice_order_and_file_names_do_not_matter(cohort, config, rules, tmp_path):
+    """Renaming files (so name order is reversed) gives the same slices."""
+    out, rows = cohort
+    row = rows.iloc[0]
+    table, _ = _ingest(cohort, row, config, rules)
+    src = out / "dicom" / row.patient_dir
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    dst = tmp_path / "dicom" / row.patient_dir
+    dst.mkdir(parents=True)
+    for i, p in enumerate(reversed(files)):
+        (dst / f"x{i:05d}").write_bytes(p.read_bytes())
+    moved, _ = ingest_patient(dst, out / "masks" / row.patient_dir, key="Pdeadbeef00",
+                              center=row.center, label=row.label, label_index=0, config=config,
+                              rules=rules, secret=b"k")  # fmt: skip
+    key = ["sequence", "slice_index"]
+    a, b = (
+        table.sort_values(key).reset_index(drop=True),
+        moved.sort_values(key).reset_index(drop=True),
+    )
+    assert a[key].equals(b[key])
+    assert np.array_equal(to_images(a), to_images(b))
+
+
+def test_mask_on_the_wrong_grid_is_an_error_naming_both(cohort, config, rules, tmp_path):
+    out, rows = cohort
+    row = rows.iloc[0]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for m in (out / "masks" / row.patient_dir).iterdir():
+        img = sitk.ReadImage(str(m))
+        img.SetOrigin(tuple(np.array(img.GetOrigin()) + 7.0))
+        sitk.WriteImage(img, str(masks / m.name))
+    with pytest.raises(AnnotationError, match=r"series \d+ '.*': mask .*nii.gz.*origin"):
+        ingest_patient(out / "dicom" / row.patient_dir, masks, key="P0", center=row.center,
+                       label=row.label, label_index=0, config=config, rules=rules, secret=b"k")  # fmt: skip
+
+
+def test_canonical_grid_puts_head_up_on_sagittal():
+    """A sagittal volume whose slice normal points to -x is resampled with +x slice order."""
+    arr = np.zeros((4, 10, 10), np.float32)  # (slice, row, col)
+    arr[:, 0, :] = 1.0  # first row = most superior (column direction is -z)
+    arr += np.arange(4, dtype=np.float32)[:, None, None] * 10  # slice k lies at x = -2k
+    img = sitk.GetImageFromArray(arr)
+    img.SetDirection(
+        tuple(np.column_stack([[0, 1, 0], [0, 0, -1], [-1, 0, 0]]).astype(float).ravel())
+    )
+    img.SetSpacing((1.0, 1.0, 2.0))
+    grid = canonical_grid(
+        img,
+        "sagittal",
+        10,
+        10.0,
+        np.array(img.TransformContinuousIndexToPhysicalPoint((4.5, 4.5, 1.5))),
+    )
+    out = sitk.GetArrayFromImage(resample(img, grid))
+    assert out.shape == (4, 10, 10)
+    assert list(out[:, 5, 5]) == [30, 20, 10, 0]  # ordered along +x (patient's left)
+    assert (out[:, 0, :] - out[:, 1, :] == 1).all()  # head still at the top
+
+
+def test_non_dicom_and_truncated_files_are_reported(tmp_path):
+    good = Path(pydicom.data.get_testdata_file("MR_small.dcm"))
+    (tmp_path / "a.dcm").write_bytes(good.read_bytes())
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "cut.dcm").write_bytes(good.read_bytes()[:200])
+    records, series = discover(tmp_path)
+    by_name = {r.path.name: r for r in records}
+    assert by_name["notes.txt"].reason == "not DICOM"
+    assert by_name["cut.dcm"].status == "excluded"
+    assert len(series) == 1 and series[0].files[0].path.name == "a.dcm"
