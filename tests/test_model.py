@@ -85,19 +85,33 @@ def test_shifted_equals_grouped_and_reference(stride, hw):
     np.testing.assert_allclose(shifted, reference, atol=1e-4)
 
 
-@pytest.mark.parametrize("size", [32, 33])
-def test_whole_model_shifted_equals_grouped(size):
-    shifted = MobileNetV2(4, width=0.35, depthwise="shifted", rngs=nnx.Rngs(0))
-    grouped = MobileNetV2(4, width=0.35, depthwise="grouped", rngs=nnx.Rngs(0))
-    # Same parameter layout: the grouped net can take the shifted net's state verbatim.
+@nnx.jit
+def _apply(model: MobileNetV2, x: jax.Array) -> jax.Array:
+    # One compiled program per model: eager op-by-op dispatch of a whole net is far slower.
+    return model(x)
+
+
+def test_whole_model_shifted_equals_grouped():
+    # 40 -> 20, 10, 5, 3, 2: even and odd maps, stride-2 convs on both. Last map >1x1: at 1x1 with a tiny batch, train-mode BatchNorm
+    # divides by a near-zero variance and amplifies float rounding far beyond 1e-4.
+    # bn_momentum 0 makes one train-mode pass set running stats to real batch statistics,
+    # so the eval-mode comparison is not between near-zero outputs.
+    shifted = MobileNetV2(4, width=0.35, depthwise="shifted", bn_momentum=0.0, rngs=nnx.Rngs(0))
+    grouped = MobileNetV2(4, width=0.35, depthwise="grouped", bn_momentum=0.0, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(2), (4, 40, 40, 3))
+    shifted.train()
+    grouped.train()
+    a = _apply(shifted, x)
+    grouped_before = _apply(grouped, x)
+    assert a.shape == (4, 4)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(grouped_before), atol=1e-4)
+    # Same parameter layout: the grouped net takes the shifted net's state verbatim.
     nnx.update(grouped, nnx.state(shifted))
-    x = jax.random.normal(jax.random.key(2), (3, size, size, 3))
-    for mode in ("train", "eval"):
-        getattr(shifted, mode)()
-        getattr(grouped, mode)()
-        a, b = shifted(x), grouped(x)
-        assert a.shape == (3, 4)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    shifted.eval()
+    grouped.eval()
+    a, b = np.asarray(_apply(shifted, x)), np.asarray(_apply(grouped, x))
+    assert np.abs(a).max() > 1e-2
+    np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_seeded_init_and_single_channel_forward():
@@ -106,8 +120,8 @@ def test_seeded_init_and_single_channel_forward():
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     a.eval()
-    out = a(jnp.zeros((2, 32, 32, 1)))
-    assert out.shape == (2, 2) and bool(jnp.isfinite(out).all())
+    out = nnx.eval_shape(lambda m, x: m(x), a, jnp.zeros((2, 32, 32, 1)))
+    assert out.shape == (2, 2)
 
 
 def test_set_depthwise_rejects_unknown_mode():

@@ -45,7 +45,9 @@ def geometry_enabled(cfg: Mapping[str, Any]) -> bool:
     )
 
 
-def bilinear_sample(image: jax.Array, rows: jax.Array, cols: jax.Array, fill: jax.Array) -> jax.Array:
+def bilinear_sample(
+    image: jax.Array, rows: jax.Array, cols: jax.Array, fill: jax.Array
+) -> jax.Array:
     """Return image (H, W) sampled at float coordinates (rows, cols), `fill` outside the image."""
     h, w = image.shape
     r0 = jnp.floor(rows)
@@ -82,8 +84,9 @@ def _warp_one(key: jax.Array, image: jax.Array, cfg: Mapping[str, Any]) -> jax.A
     # "flip, rotate, zoom about the centre, then translate". Exact integer coordinates for a
     # pure flip, so flips are lossless.
     cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
-    rr, cc_grid = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                               indexing="ij")
+    rr, cc_grid = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+    )
     y = (rr - cr - shift[0]) / scale
     x = (cc_grid - cc - shift[1]) / scale
     cos, sin = jnp.cos(theta), jnp.sin(theta)

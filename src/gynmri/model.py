@@ -29,7 +29,6 @@ BLOCK_SPECS: tuple[tuple[int, int, int, int], ...] = (
 DEPTHWISE_MODES = ("shifted", "grouped")
 
 
-
 def glorot_uniform(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
     """Return a Keras glorot_uniform draw of `shape`, seeded by the jax `key`.
 
@@ -196,8 +195,14 @@ class MobileNetV2(nnx.Module):
         self.bn_momentum = bn_momentum
         first = _make_divisible(32 * width, 8)
         self.stem_conv = nnx.Conv(
-            in_channels, first, (3, 3), strides=2, padding="VALID", use_bias=False,
-            kernel_init=_KERNEL_INIT, rngs=rngs,
+            in_channels,
+            first,
+            (3, 3),
+            strides=2,
+            padding="VALID",
+            use_bias=False,
+            kernel_init=_KERNEL_INIT,
+            rngs=rngs,
         )
         self.stem_bn = _bn(first, bn_momentum, rngs)
         blocks = []
@@ -205,8 +210,14 @@ class MobileNetV2(nnx.Module):
         for t, c, n, s in BLOCK_SPECS:
             for i in range(n):
                 block = InvertedResidual(
-                    cin, c, expansion=t, stride=s if i == 0 else 1, alpha=width,
-                    expand=len(blocks) > 0, depthwise=depthwise, bn_momentum=bn_momentum,
+                    cin,
+                    c,
+                    expansion=t,
+                    stride=s if i == 0 else 1,
+                    alpha=width,
+                    expand=len(blocks) > 0,
+                    depthwise=depthwise,
+                    bn_momentum=bn_momentum,
                     rngs=rngs,
                 )
                 blocks.append(block)

@@ -27,7 +27,12 @@ STATE_FILE = "state.npz"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = [
-    "epoch", "train_loss", "val_loss", "val_balanced_accuracy", "seconds", "images_per_second",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_balanced_accuracy",
+    "seconds",
+    "images_per_second",
 ]
 
 
@@ -95,7 +100,9 @@ def enable_compilation_cache(cache_dir: str | Path) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def make_optimizer(model: MobileNetV2, train_cfg: Mapping[str, Any], total_steps: int) -> nnx.Optimizer:
+def make_optimizer(
+    model: MobileNetV2, train_cfg: Mapping[str, Any], total_steps: int
+) -> nnx.Optimizer:
     """Return an nnx.Optimizer: Adam(W) with cosine decay of the learning rate over total_steps."""
     tx = _transform(
         float(train_cfg.get("learning_rate", 1e-3)),
@@ -106,7 +113,9 @@ def make_optimizer(model: MobileNetV2, train_cfg: Mapping[str, Any], total_steps
 
 
 @lru_cache(maxsize=64)
-def _transform(learning_rate: float, weight_decay: float, total_steps: int) -> optax.GradientTransformation:
+def _transform(
+    learning_rate: float, weight_decay: float, total_steps: int
+) -> optax.GradientTransformation:
     # Cached: the transform is static in the optimizer's graphdef, so reusing the same object
     # lets a second model with the same settings reuse the compiled train step.
     schedule = optax.cosine_decay_schedule(learning_rate, total_steps)
@@ -117,8 +126,9 @@ def _transform(learning_rate: float, weight_decay: float, total_steps: int) -> o
 
 def _freeze(cfg: Mapping[str, Any] | None) -> tuple:
     """Return a hashable, order-independent form of an augmentation config."""
-    return tuple(sorted((k, tuple(v) if isinstance(v, list | tuple) else v)
-                        for k, v in (cfg or {}).items()))
+    return tuple(
+        sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in (cfg or {}).items())
+    )
 
 
 def make_train_step(
@@ -132,8 +142,15 @@ def make_train_step(
 # process; the (model, optimizer) state is donated so XLA updates weights in place.
 @partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4,))
 def _train_step(
-    graphdef: Any, batch_size: int, aug: tuple, in_channels: int,
-    state: Any, key: jax.Array, images: jax.Array, table: jax.Array, counts: jax.Array,
+    graphdef: Any,
+    batch_size: int,
+    aug: tuple,
+    in_channels: int,
+    state: Any,
+    key: jax.Array,
+    images: jax.Array,
+    table: jax.Array,
+    counts: jax.Array,
 ) -> tuple[Any, jax.Array]:
     model, optimizer = nnx.merge(graphdef, state)
     k_cls, k_idx, k_aug = jax.random.split(key, 3)
@@ -169,7 +186,7 @@ def predict_proba(model: MobileNetV2, images: np.ndarray, batch_size: int = 256)
     bs = min(batch_size, n)
     out = []
     for start in range(0, n, bs):
-        chunk = images[start:start + bs]
+        chunk = images[start : start + bs]
         real = chunk.shape[0]
         if real < bs:  # pad so the forward pass is compiled for one shape only
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - real, axis=0)])
@@ -202,7 +219,9 @@ def fit(
     table, counts = class_tables(train_labels, n_classes)
     batch_size = int(train_cfg.get("batch_size", 32))
     epochs = int(train_cfg.get("epochs", 1))
-    steps_per_epoch = max(1, int(train_cfg.get("images_per_epoch", len(train_images))) // batch_size)
+    steps_per_epoch = max(
+        1, int(train_cfg.get("images_per_epoch", len(train_images))) // batch_size
+    )
     seed = int(train_cfg.get("seed", 0))
     has_val = val_images is not None and val_labels is not None and len(val_labels) > 0
 
@@ -263,7 +282,7 @@ def _flat_state(model: MobileNetV2) -> dict[str, Any]:
         else:
             flat["/".join(prefix)] = node
 
-    walk(nnx.state(model).to_pure_dict(), ())
+    walk(nnx.to_pure_dict(nnx.state(model)), ())
     return flat
 
 
@@ -301,7 +320,7 @@ def load_model(path: Path) -> tuple[MobileNetV2, dict]:
         for k, v in target.items():
             if saved[k].shape != v.shape:
                 raise ValueError(f"{path}: {k} has shape {saved[k].shape}, expected {v.shape}")
-        pure = state.to_pure_dict()
+        pure = nnx.to_pure_dict(state)
         for k in target:
             node = pure
             *parents, leaf = k.split("/")
@@ -355,6 +374,8 @@ def benchmark(
     jax.block_until_ready((state, loss))
     ips = steps * batch_size / (time.perf_counter() - t0)
     if log is not None:
-        log(f"width {width} size {size} batch {batch_size} {depthwise} stem {stem}: "
-            f"first step {compile_s:.1f}s, {ips:.1f} img/s")
+        log(
+            f"width {width} size {size} batch {batch_size} {depthwise} stem {stem}: "
+            f"first step {compile_s:.1f}s, {ips:.1f} img/s"
+        )
     return ips

@@ -1,0 +1,163 @@
+"""Augmentation, training loop, prediction and save/load (tiny widths, 32x32, a few steps)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from gynmri.augment import augment_batch
+from gynmri.train import (
+    HISTORY_COLUMNS,
+    balanced_accuracy,
+    bucket_size,
+    class_tables,
+    fit,
+    load_model,
+    predict_proba,
+    save_model,
+)
+
+SIZE = 32
+MODEL_CFG = {"width": 0.35, "stem": "single", "depthwise": "shifted", "bn_momentum": 0.9}
+TRAIN_CFG = {
+    "batch_size": 8,
+    "epochs": 2,
+    "images_per_epoch": 16,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "seed": 3,
+    "augment": {
+        "rotate_deg": 10,
+        "flip_lr": True,
+        "scale": [0.9, 1.1],
+        "translate_frac": 0.05,
+        "contrast": 0.1,
+        "intensity": 0.1,
+    },
+}
+
+
+def _data(n: int = 30, n_classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % n_classes
+    images = rng.standard_normal((n, SIZE, SIZE)).astype(np.float32) + labels[:, None, None]
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def trained():
+    images, labels = _data()
+    lines: list[str] = []
+    model, history = fit(
+        images, labels, 3, MODEL_CFG, TRAIN_CFG, images[:10], labels[:10], log=lines.append
+    )
+    return model, history, lines, images
+
+
+# --- augment ---------------------------------------------------------------------------------
+
+
+def _images(n: int = 4) -> jax.Array:
+    return jax.random.normal(jax.random.key(0), (n, 20, 24))
+
+
+def test_zero_strength_is_identity():
+    x = _images()
+    cfg = {
+        "rotate_deg": 0,
+        "flip_lr": False,
+        "flip_ud": False,
+        "scale": [1.0, 1.0],
+        "translate_frac": 0.0,
+        "contrast": 0.0,
+        "intensity": 0.0,
+    }
+    for c in (cfg, {}):
+        out = augment_batch(jax.random.key(1), x, c)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(x), atol=1e-5)
+
+
+def test_pure_flips_equal_np_flip():
+    x = np.asarray(_images(16))
+    lr = np.asarray(augment_batch(jax.random.key(2), x, {"flip_lr": True}))
+    ud = np.asarray(augment_batch(jax.random.key(2), x, {"flip_ud": True}))
+    for out, axis in ((lr, 2), (ud, 1)):
+        flipped = [
+            np.allclose(o, np.flip(i, axis - 1), atol=1e-5) for o, i in zip(out, x, strict=True)
+        ]
+        same = [np.allclose(o, i, atol=1e-5) for o, i in zip(out, x, strict=True)]
+        assert all(f or s for f, s in zip(flipped, same, strict=True))
+        assert 0 < sum(flipped) < len(x)  # random per image, p = 1/2
+
+
+def test_full_augment_shape_dtype_determinism_and_fill():
+    x = _images()
+    cfg = {**TRAIN_CFG["augment"], "rotate_deg": 30}
+    f = jax.jit(lambda k, im: augment_batch(k, im, cfg))
+    a, b = f(jax.random.key(5), x), f(jax.random.key(5), x)
+    c = f(jax.random.key(6), x)
+    assert a.shape == x.shape and a.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.allclose(np.asarray(a), np.asarray(c))
+    # Pure translation: uncovered pixels take the image minimum, not zero.
+    shifted = augment_batch(jax.random.key(7), x + 10.0, {"translate_frac": 0.3})
+    assert float(shifted.min()) >= float((x + 10.0).min()) - 1e-4
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def test_class_tables_and_missing_class_error():
+    table, counts = class_tables(np.array([0, 1, 1, 2, 2, 2]), 3)
+    assert counts.tolist() == [1, 2, 3]
+    assert table[2, :3].tolist() == [3, 4, 5] and table.shape[1] >= 3
+    with pytest.raises(ValueError, match=r"\[1, 3\]"):
+        class_tables(np.array([0, 2, 0]), 4)
+    images, labels = _data(9)
+    with pytest.raises(ValueError, match="no training samples"):
+        fit(images, labels % 2, 3, MODEL_CFG, TRAIN_CFG)
+    assert bucket_size(1000) == 1024 and bucket_size(7) == 7 and bucket_size(1025) == 1152
+
+
+def test_balanced_accuracy():
+    assert balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0])) == 0.5
+
+
+def test_fit_history_and_log(trained):
+    _, history, lines, _ = trained
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2]
+    assert np.isfinite(history[["train_loss", "val_loss", "images_per_second"]].to_numpy()).all()
+    assert history["val_balanced_accuracy"].between(0, 1).all()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2")
+
+
+def test_fit_is_seeded(trained):
+    model, _, _, images = trained
+    again, _ = fit(images, _data()[1], 3, MODEL_CFG, TRAIN_CFG, log=lambda _: None)
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(again)), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_predict_proba_padding(trained):
+    model, _, _, images = trained
+    p = predict_proba(model, images[:10])
+    assert p.shape == (10, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(predict_proba(model, images[:10], batch_size=4), p, atol=1e-5)
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    model, _, _, images = trained
+    save_model(model, tmp_path / "m", {"image_size": [SIZE, SIZE], "model_cfg": MODEL_CFG})
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta["n_classes"] == 3 and meta["image_size"] == [SIZE, SIZE]
+    assert meta["model_cfg"]["stem"] == "single" and loaded.in_channels == 1
+    np.testing.assert_allclose(
+        predict_proba(loaded, images[:10]), predict_proba(model, images[:10]), atol=1e-6
+    )
