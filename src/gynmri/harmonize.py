@@ -1,4 +1,6 @@
-"""Harmonisation: DICOM series -> SimpleITK volume -> canonical, resampled, normalised slices.
+"""Harmonisation: SimpleITK volume -> canonical, resampled, normalised slices.
+
+Series are stacked into volumes by gynmri.volumes.
 
 Volumes follow SimpleITK's convention: physical points in LPS millimetres, index order (x, y, z)
 = (column, row, slice), direction columns = (row direction, column direction, slice normal).
@@ -10,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
-
-from gynmri.dicom import FileRecord, Series, bvalue
 
 # Canonical direction matrices (columns: image x axis, image y axis, slice axis) in LPS, i.e.
 # the radiological display of each plane: axial seen from the feet, sagittal with anterior on
@@ -29,70 +28,20 @@ class SeriesError(ValueError):
     """A series cannot be stacked into a volume (the message says why)."""
 
 
-@dataclass
-class Volume:
-    """A stacked series: the image and the files it was built from."""
+# Thin re-exports of gynmri.volumes for callers that hold only this module; imported lazily
+# because gynmri.volumes imports SeriesError from here.
+def build_volumes(series):
+    """Return gynmri.volumes.build_volumes(series): (volumes, warnings)."""
+    from gynmri.volumes import build_volumes
 
-    image: sitk.Image
-    files: list[FileRecord]
-    bvalue: float | None = None
-
-
-def select_bvalue(series: Series, wanted: str | float) -> tuple[list[FileRecord], float | None]:
-    """Return the files of the wanted b-value ('highest' or a number) and that b-value."""
-    if not series.bvalues:
-        return series.files, None
-    target = max(series.bvalues) if wanted == "highest" else float(wanted)
-    if target not in series.bvalues:
-        raise SeriesError(f"b-value {target} not in series (has {series.bvalues})")
-    return [f for f in series.files if bvalue(f.header) == target], target
+    return build_volumes(series)
 
 
-def stack(files: list[FileRecord], series: Series) -> sitk.Image:
-    """Return the volume of single-frame slices sorted along the slice normal, in signal units.
+def choose_volume(volumes, wanted_bvalue: str | float = "highest"):
+    """Return gynmri.volumes.choose_volume(volumes, wanted_bvalue)."""
+    from gynmri.volumes import choose_volume
 
-    Raises:
-        SeriesError: missing geometry, repeated positions, uneven spacing, unreadable pixels.
-    """
-    if series.orientation is None:
-        raise SeriesError("no ImageOrientationPatient")
-    row, col = series.orientation[:3], series.orientation[3:]
-    normal = np.cross(row, col)
-    positions = []
-    for f in files:
-        ipp = f.header.get("ImagePositionPatient")
-        if ipp is None:
-            raise SeriesError(f"{f.path.name}: no ImagePositionPatient")
-        positions.append(np.array([float(v) for v in ipp]))
-    along = np.array([p @ normal for p in positions])
-    order = np.argsort(along, kind="stable")
-    along = along[order]
-    if len(along) > 1 and np.min(np.diff(along)) < 1e-3:
-        raise SeriesError("repeated slice positions (several volumes in one series)")
-    steps = np.diff(along)
-    spacing_z = float(np.median(steps)) if len(steps) else (series.slice_thickness or 1.0)
-    if len(steps) and np.max(np.abs(steps - spacing_z)) > 0.05 * spacing_z + 1e-3:
-        raise SeriesError(f"uneven slice spacing ({steps.min():.2f}-{steps.max():.2f} mm)")
-    planes = []
-    for idx in order:
-        f = files[idx]
-        try:
-            ds = pydicom.dcmread(f.path)
-            pixels = ds.pixel_array.astype(np.float32)
-        except Exception as err:  # truncated data, missing decoder: name the file
-            raise SeriesError(f"{f.path.name}: pixel data unreadable ({err})") from None
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
-        planes.append(pixels * slope + intercept)
-    shapes = {p.shape for p in planes}
-    if len(shapes) != 1:
-        raise SeriesError(f"slices of different matrix sizes {sorted(shapes)}")
-    image = sitk.GetImageFromArray(np.stack(planes))  # array (z, y, x) -> image (x, y, z)
-    row_spacing, col_spacing = series.pixel_spacing or (1.0, 1.0)
-    image.SetSpacing((col_spacing, row_spacing, spacing_z))
-    image.SetOrigin(tuple(positions[order[0]]))
-    image.SetDirection(tuple(np.column_stack([row, col, normal]).ravel()))
-    return image
+    return choose_volume(volumes, wanted_bvalue)
 
 
 def check_mask_geometry(mask: sitk.Image, image: sitk.Image, what: str) -> None:

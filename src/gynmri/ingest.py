@@ -56,8 +56,8 @@ def _choose_series(
 
 def harmonise_series(series: Series, mask_path: Path, hcfg: dict):
     """Return (slices, tumour fractions, slice positions, b-value, used files) for one series."""
-    files, b = harmonize.select_bvalue(series, hcfg.get("dwi_bvalue", "highest"))
-    image = harmonize.stack(files, series)
+    volume = harmonize.choose_volume(harmonize.build_volumes(series)[0], hcfg.get("dwi_bvalue", "highest"))
+    image, files, b = volume.image, volume.files, volume.bvalue
     mask = sitk.ReadImage(str(mask_path), sitk.sitkUInt8)
     try:
         harmonize.check_mask_geometry(mask, image, f"mask {mask_path.name}")

@@ -299,6 +299,10 @@ class Identity:
     performing: str
     operator: str
     scanner: Scanner
+    other_id: str = ""  # OtherPatientIDs: e.g. an insurance number
+    address: str = ""  # PatientAddress
+    telephone: str = ""  # PatientTelephoneNumbers
+    device_serial: str = ""  # DeviceSerialNumber
 
     def strings(self, profile: CenterProfile) -> list[str]:
         """Return every identifying string of this patient (names also split into parts)."""
@@ -311,8 +315,27 @@ class Identity:
             self.birth_date,
             self.accession,
             profile.institution,
+            institution_address(profile),
             self.scanner.station,
+            self.other_id,
+            self.address,
+            self.telephone,
+            self.device_serial,
         ]
+
+
+_TOWNS = (
+    "Naka-ku Yokohama",
+    "Aoba-ku Sendai",
+    "Kita-ku Osaka",
+    "Chuo-ku Kobe",
+    "Minami-ku Fukuoka",
+)
+
+
+def institution_address(profile: CenterProfile) -> str:
+    """Return the planted street address of a center's hospital."""
+    return f"{ord(profile.letter) - 64}-{len(profile.institution)}-8 Honcho, {_TOWNS[ord(profile.letter) % 5]}"
 
 
 def make_identity(seed: int, case_index: int, profile: CenterProfile) -> Identity:
@@ -345,4 +368,18 @@ def make_identity(seed: int, case_index: int, profile: CenterProfile) -> Identit
         performing=profile.performing[int(rng.integers(len(profile.performing)))],
         operator=profile.operators[int(rng.integers(len(profile.operators)))],
         scanner=profile.scanners[int(rng.integers(len(profile.scanners)))],
+        # A separate stream, so that adding tags leaves the earlier identifiers unchanged.
+        **_contact(np.random.default_rng([seed, case_index, 17]), profile),
     )
+
+
+def _contact(rng: np.random.Generator, profile: CenterProfile) -> dict[str, str]:
+    """Return planted insurance number, home address, telephone and scanner serial number."""
+    town = _TOWNS[int(rng.integers(len(_TOWNS)))]
+    return {
+        "other_id": f"INS{int(rng.integers(10**7, 10**8))}",
+        "address": f"{int(rng.integers(1, 9))}-{int(rng.integers(1, 30))}-{int(rng.integers(1, 20))} "
+        f"Sakuragaoka, {town}",
+        "telephone": f"0{int(rng.integers(30, 99))}-{int(rng.integers(100, 999))}-{int(rng.integers(1000, 9999))}",
+        "device_serial": f"{profile.letter}SN{int(rng.integers(10**5, 10**6))}",
+    }

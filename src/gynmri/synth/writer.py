@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
 
-from .centers import CENTERS, CenterProfile, Identity, make_identity
+from .centers import CENTERS, CenterProfile, Identity, institution_address, make_identity
 from .phantom import (
     SliceGrid,
     adc_map,
@@ -134,6 +134,10 @@ class _Patient:
         ds.Modality = "MR"
         ds.Manufacturer = p.manufacturer
         ds.InstitutionName = p.institution
+        ds.InstitutionAddress = institution_address(p)
+        ds.InstitutionalDepartmentName = "Department of Radiology"
+        ds.DeviceSerialNumber = i.device_serial
+        ds.RequestingPhysician = i.referring
         ds.ReferringPhysicianName = i.referring
         ds.StationName = i.scanner.station
         ds.StudyDescription = "PELVIS^GYN"
@@ -143,6 +147,9 @@ class _Patient:
         ds.PatientName = i.patient_name
         ds.PatientID = i.patient_id
         ds.PatientBirthDate = i.birth_date
+        ds.OtherPatientIDs = i.other_id
+        ds.PatientAddress = i.address
+        ds.PatientTelephoneNumbers = i.telephone
         ds.PatientSex = "F"
         ds.PatientAge = i.age
         ds.BodyPartExamined = "PELVIS"
