@@ -80,7 +80,9 @@ def main() -> None:
     rate = {"discovery": n_files / t_disc, "ingest": n_files / t_full, "dcm2niix": n_files / t_ref}
     print(f"files: {n_files} in {len(folders)} series folders, {args.workers} workers")
     print(f"discovery:   {t_disc:.3f} s  {rate['discovery']:.0f} files/s")
-    print(f"full ingest: {t_full:.3f} s  {rate['ingest']:.0f} files/s  {slices / t_full:.0f} slices/s")
+    print(
+        f"full ingest: {t_full:.3f} s  {rate['ingest']:.0f} files/s  {slices / t_full:.0f} slices/s"
+    )
     print(f"dcm2niix:    {t_ref:.3f} s  {rate['dcm2niix']:.0f} files/s")
     print(f"discovery / dcm2niix: {rate['discovery'] / rate['dcm2niix']:.2f}")
     print(f"ratio: {rate['ingest'] / rate['dcm2niix']:.3f}")

@@ -114,3 +114,13 @@ def test_compressed_mr_builds_like_uncompressed(tmp_path, name):
     a = sitk.GetArrayFromImage(build_volumes(plain)[0][0].image)
     b = sitk.GetArrayFromImage(build_volumes(packed)[0][0].image)
     assert (a == b).all()
+
+
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm", "CT_small.dcm"])
+def test_native_fast_path_matches_pydicom(tmp_path, name):
+    shutil.copy(TEST_FILES / name, tmp_path)
+    (rec,), _ = discover(tmp_path, modalities=None)
+    assert rec.pixel_offset is not None
+    fast = decode(rec)
+    assert fast.dtype == pydicom.dcmread(TEST_FILES / name).pixel_array.dtype
+    assert (fast[0] == pydicom.dcmread(TEST_FILES / name).pixel_array).all()

@@ -84,3 +84,40 @@ def synth_spec(synthetic: dict):
         centers=int(synthetic.get("centers", 3)),
         seed=int(synthetic.get("seed", 2022)),
     )
+
+
+RANGE_COLUMNS = ["patient_dir", "series", "first", "last"]
+
+
+def read_slice_ranges(path: str | Path | None) -> dict[str, list[dict]]:
+    """Return the tumour slice-range table grouped by patient_dir ({} when no table is set).
+
+    Raises:
+        CasesError: missing file or columns, non-integer or reversed ranges.
+    """
+    if not path:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise CasesError(f"slice-range table {path} not found (config cohort/slice_ranges)")
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in RANGE_COLUMNS if c not in table.columns]
+    if missing:
+        raise CasesError(
+            f"slice-range table {path}: missing columns {missing} (needs {RANGE_COLUMNS})"
+        )
+    for i, row in table.iterrows():
+        try:
+            first, last = int(row["first"]), int(row["last"])
+        except ValueError:
+            raise CasesError(
+                f"slice-range table {path}: row {i + 2}: first/last must be integers"
+            ) from None
+        if first > last:
+            raise CasesError(f"slice-range table {path}: row {i + 2}: first {first} > last {last}")
+    out: dict[str, list[dict]] = {}
+    for row in table[RANGE_COLUMNS].to_dict("records"):
+        out.setdefault(row["patient_dir"], []).append(
+            {"series": row["series"], "first": int(row["first"]), "last": int(row["last"])}
+        )
+    return out

@@ -44,21 +44,6 @@ def choose_volume(volumes, wanted_bvalue: str | float = "highest"):
     return choose_volume(volumes, wanted_bvalue)
 
 
-def check_mask_geometry(mask: sitk.Image, image: sitk.Image, what: str) -> None:
-    """Raise SeriesError naming ``what`` when the mask does not lie on the image's voxel grid."""
-    problems = []
-    if mask.GetSize() != image.GetSize():
-        problems.append(f"size {mask.GetSize()} vs {image.GetSize()}")
-    if not np.allclose(mask.GetSpacing(), image.GetSpacing(), atol=1e-3, rtol=1e-3):
-        problems.append(f"spacing {mask.GetSpacing()} vs {image.GetSpacing()}")
-    if not np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=0.05):
-        problems.append(f"origin {mask.GetOrigin()} vs {image.GetOrigin()}")
-    if not np.allclose(mask.GetDirection(), image.GetDirection(), atol=1e-3):
-        problems.append("direction differs")
-    if problems:
-        raise SeriesError(f"{what}: mask does not match the series geometry: {'; '.join(problems)}")
-
-
 def centre_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
     """Return the physical centre of the mask's foreground, or of the image when there is none."""
     if mask is not None:

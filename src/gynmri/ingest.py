@@ -15,34 +15,23 @@ import pandas as pd
 import SimpleITK as sitk
 
 from gynmri import harmonize
+from gynmri.annotations import AnnotationError, AnnotationIndex
 from gynmri.deid import series_key
 from gynmri.dicom import Series, discover
 from gynmri.sequences import name_series
 from gynmri.slices import empty_slices, encode_pixels
+from gynmri.volumes import build_volumes, choose_volume
+
+__all__ = ["AnnotationError", "ingest_patient"]
 
 log = logging.getLogger(__name__)
 
-MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
-
-
-class AnnotationError(ValueError):
-    """A tumour mask does not fit the series it is named after."""
-
-
-def find_mask(masks_dir: Path, series_uid: str) -> Path | None:
-    """Return the mask file named after a SeriesInstanceUID, or None."""
-    for suffix in MASK_SUFFIXES:
-        path = masks_dir / f"{series_uid}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
 
 def _choose_series(
-    candidates: list[Series], masks_dir: Path
+    candidates: list[Series], annotations: AnnotationIndex
 ) -> tuple[Series | None, dict[str, str]]:
     """Return the series to use for one sequence and the exclusion reason of the others."""
-    annotated = [s for s in candidates if find_mask(masks_dir, s.uid)]
+    annotated = [s for s in candidates if annotations.source(s)]
     reasons = {s.uid: "no annotation (no tumour mask for this series)" for s in candidates}
     if not annotated:
         return None, reasons
@@ -54,15 +43,12 @@ def _choose_series(
     return chosen, reasons
 
 
-def harmonise_series(series: Series, mask_path: Path, hcfg: dict):
-    """Return (slices, tumour fractions, slice positions, b-value, used files) for one series."""
-    volume = harmonize.choose_volume(harmonize.build_volumes(series)[0], hcfg.get("dwi_bvalue", "highest"))
-    image, files, b = volume.image, volume.files, volume.bvalue
-    mask = sitk.ReadImage(str(mask_path), sitk.sitkUInt8)
-    try:
-        harmonize.check_mask_geometry(mask, image, f"mask {mask_path.name}")
-    except harmonize.SeriesError as err:
-        raise AnnotationError(f"series {series.number} '{series.description}': {err}") from None
+def harmonise_series(series: Series, annotations: AnnotationIndex, hcfg: dict):
+    """Return (slices, tumour fractions, slice positions, chosen volume, warnings) of one series."""
+    volumes, warnings = build_volumes(series)
+    volume = choose_volume(volumes, hcfg.get("dwi_bvalue", "highest"))
+    image = volume.image
+    mask = annotations.mask_for(series, image, volume.files)
     centre_on_tumour = hcfg.get("center_on", "tumour") == "tumour"
     centre = harmonize.centre_of(image, mask if centre_on_tumour else None)
     grid = harmonize.canonical_grid(image, series.plane, hcfg["size"], hcfg["fov_mm"], centre)
@@ -77,7 +63,7 @@ def harmonise_series(series: Series, mask_path: Path, hcfg: dict):
     positions = np.array(grid.origin) @ grid.direction[:, 2] + grid.spacing[2] * np.arange(
         grid.size[2]
     )
-    return values, fractions, positions, b, files
+    return values, fractions, positions, volume, warnings
 
 
 def ingest_patient(
@@ -91,12 +77,15 @@ def ingest_patient(
     config: dict,
     rules: list[dict],
     secret: bytes,
+    ranges: list[dict] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Return the slice table and the QC record of one patient.
 
+    ``ranges`` are the patient's rows of the tumour slice-range table, if one is used.
+
     Raises:
         FileNotFoundError: the patient's DICOM folder does not exist.
-        AnnotationError: a mask does not match its series' geometry.
+        AnnotationError: an annotation does not match its series' geometry.
     """
     if not patient_dir.is_dir():
         raise FileNotFoundError(f"patient {key}: DICOM folder not found (see the cases table)")
@@ -115,23 +104,29 @@ def ingest_patient(
         else:
             by_sequence.setdefault(naming.sequence, []).append(s)
 
-    rows, used_slices = [], {}
+    annotations = AnnotationIndex(masks_dir, list(ranges or []))
+    rows, used_slices, series_warnings = [], {}, {}
     for sequence, candidates in by_sequence.items():
-        chosen, reasons = _choose_series(candidates, masks_dir)
+        chosen, reasons = _choose_series(candidates, annotations)
         series_reason.update(reasons)
         if chosen is None:
             continue
         try:
-            values, fractions, positions, b, files = harmonise_series(
-                chosen, find_mask(masks_dir, chosen.uid), hcfg
+            values, fractions, positions, volume, warnings = harmonise_series(
+                chosen, annotations, hcfg
             )
         except harmonize.SeriesError as err:
             series_reason[chosen.uid] = str(err)
             continue
-        used_ids = {id(f) for f in files}
+        series_warnings[chosen.uid] = warnings
+        used_ids = {id(f) for f in volume.files}
+        if volume.bvalue is not None:
+            unused = f"b-value not used (b={volume.bvalue:g} selected)"
+        else:
+            unused = f"other volume not used ({volume.label or 'first volume'} selected)"
         for f in chosen.files:
             if id(f) not in used_ids:
-                f.status, f.reason = "excluded", f"b-value not used (b={b:g} selected)"
+                f.status, f.reason = "excluded", unused
         keep = np.flatnonzero(fractions >= hcfg["min_tumour_fraction"])
         used_slices[chosen.uid] = len(keep)
         if len(keep) == 0:
@@ -164,12 +159,12 @@ def ingest_patient(
                 f.status = "used"
     table = pd.DataFrame(rows) if rows else empty_slices()
     qc = _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
-                    series_reason, used_slices, secret)  # fmt: skip
+                    series_reason, used_slices, series_warnings, secret)  # fmt: skip
     return table, qc
 
 
 def _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
-               series_reason, used_slices, secret) -> dict:  # fmt: skip
+               series_reason, used_slices, series_warnings, secret) -> dict:  # fmt: skip
     """Return the patient's QC record: one entry per file and one per series."""
     files = [
         {
@@ -198,6 +193,7 @@ def _qc_record(key, center, label, patient_dir, records, series_list, series_seq
             "files": len(s.files),
             "bvalues": s.bvalues,
             "tumour_slices": used_slices.get(s.uid, 0),
+            "warnings": "; ".join(series_warnings.get(s.uid, [])),
         }
         for s in series_list
     ]

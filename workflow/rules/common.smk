@@ -6,7 +6,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gynmri.cases import load_cases
+from gynmri.cases import load_cases, read_slice_ranges
 from gynmri.config import ConfigError, check_consistency
 
 
@@ -19,6 +19,7 @@ except ConfigError as err:
 SYNTHETIC = bool(config["cohort"].get("synthetic"))
 CASES = load_cases(config)  # patient (key), patient_dir, center, label, label_index
 PATIENTS = CASES["patient"].tolist()
+RANGES = read_slice_ranges(config["cohort"].get("slice_ranges"))  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
 FOLDS = list(range(config["folds"]["k"]))
 ROOT = Path(workflow.basedir)

@@ -11,6 +11,8 @@ rule ingest:
     params:
         case=lambda wc: case(wc)[["patient_dir", "center", "label", "label_index"]].to_dict(),
         masks_root=config["cohort"]["masks_root"],
+        # only this patient's rows: editing another patient's range reruns only that patient
+        ranges=lambda wc: RANGES.get(case(wc).patient_dir, []),
         dicom_root=config["cohort"]["dicom_root"],
         synthetic=SYNTHETIC,
     log:

@@ -24,6 +24,7 @@ table, qc = ingest_patient(
     config=snakemake.config,
     rules=load_rules(snakemake.input.rules),
     secret=load_secret(snakemake.config.get("deid", {}), synthetic=snakemake.params.synthetic),
+    ranges=snakemake.params.ranges,
 )
 write_slices(table, snakemake.output.slices)
 Path(snakemake.output.qc).write_text(json.dumps(qc, indent=1))

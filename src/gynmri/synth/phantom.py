@@ -64,14 +64,15 @@ CLASS_APPEARANCE: dict[str, ClassAppearance] = {
     "myoma": ClassAppearance(
         typical=Appearance(Tissue(0.18, 0.22, 1.15), _CYST, (0, 0), 0.03, 0.05),
         # degenerated myoma: oedematous/cystic, brighter T2 and moderate DWI
-        atypical=Appearance(Tissue(0.36, 0.40, 1.20), _CYST, (2, 5), 0.05, 0.20),
-        p_atypical=0.20,
+        # (cellular/degenerated myomas also restrict diffusion: the DWI overlap of real cohorts)
+        atypical=Appearance(Tissue(0.38, 0.44, 0.92), _CYST, (2, 5), 0.08, 0.20),
+        p_atypical=0.25,
     ),
     "sarcoma": ClassAppearance(
         typical=Appearance(Tissue(0.55, 0.60, 0.85), _NECROSIS, (3, 7), 0.22, 0.25),
         # smoother, darker sarcoma that resembles a cellular myoma
-        atypical=Appearance(Tissue(0.32, 0.42, 1.00), _NECROSIS, (0, 2), 0.07, 0.12),
-        p_atypical=0.15,
+        atypical=Appearance(Tissue(0.32, 0.42, 1.10), _NECROSIS, (0, 2), 0.07, 0.12),
+        p_atypical=0.25,
     ),
 }
 
