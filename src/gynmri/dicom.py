@@ -29,6 +29,7 @@ _HEADER_TAGS = [
     "BitsAllocated", "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "AcquisitionNumber",
     "TemporalPositionIdentifier", "TriggerTime", "EchoNumbers", "AcquisitionTime",
     "GantryDetectorTilt", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    "ContrastBolusAgent", "ScanningSequence", "SequenceVariant",
 ]  # fmt: skip
 
 # Vendor private tags that hold the diffusion b-value when the standard tag is absent.
@@ -70,6 +71,7 @@ class Series:
     slice_thickness: float | None
     matrix: tuple[int, int] | None
     bvalues: list[float]
+    contrast: bool = False  # a contrast agent is recorded (ContrastBolusAgent)
 
     @property
     def text(self) -> str:
@@ -273,6 +275,7 @@ def _series_from(uid: str, files: list[FileRecord]) -> Series:
         field_strength=number(first, "MagneticFieldStrength", 0.0),
         orientation=orientation,
         plane=plane_of(orientation),
+        contrast=bool(str(get(first, "ContrastBolusAgent", "") or "").strip()),
         pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
         slice_thickness=thickness or None,
         matrix=matrix,

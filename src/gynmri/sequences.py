@@ -10,7 +10,7 @@ import yaml
 
 from gynmri.dicom import Series
 
-_CONDITIONS = {"description", "plane", "image_type", "diffusion"}
+_CONDITIONS = {"description", "plane", "image_type", "diffusion", "contrast"}
 _ACTIONS = {"name", "exclude"}
 
 
@@ -57,7 +57,20 @@ def _matches(rule: dict, series: Series) -> bool:
         return False
     if "diffusion" in rule and rule["diffusion"] != any(b > 0 for b in series.bvalues):
         return False
+    if "contrast" in rule and rule["contrast"] != _has_contrast(series):
+        return False
     return True
+
+
+# Post-contrast series are not always tagged: sites also say so in the description.
+_CONTRAST_WORDS = re.compile(
+    r"(\+c\b|\bgd\b|gad|contrast|post|\bce[-_ ]|\bce$|dyn|vibe.*(post|\+))", re.I
+)
+
+
+def _has_contrast(series: Series) -> bool:
+    """Return True when the header or the description says a contrast agent was given."""
+    return series.contrast or bool(_CONTRAST_WORDS.search(series.text))
 
 
 def name_series(rules: list[dict], series: Series) -> Naming:
