@@ -88,6 +88,9 @@ class AnnotationIndex:
             mask = sitk.ReadImage(str(path), sitk.sitkUInt8)
             check_geometry(mask, image, f"{what}: mask {path.name}")
             return mask
+        if len(files) != image.GetSize()[2]:
+            raise AnnotationError(f"{what}: SEG and slice-range annotations need one file per slice "
+                                  "(mosaic or multi-frame series: give a NIfTI mask)")  # fmt: skip
         slices = slice_index_of(files, image)
         mask = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
         if series.uid in self._seg:

@@ -105,7 +105,7 @@ def ingest_patient(
             by_sequence.setdefault(naming.sequence, []).append(s)
 
     annotations = AnnotationIndex(masks_dir, list(ranges or []))
-    rows, used_slices, series_warnings = [], {}, {}
+    rows, used_slices, series_warnings, volume_slices = [], {}, {}, {}
     for sequence, candidates in by_sequence.items():
         chosen, reasons = _choose_series(candidates, annotations)
         series_reason.update(reasons)
@@ -119,6 +119,7 @@ def ingest_patient(
             series_reason[chosen.uid] = str(err)
             continue
         series_warnings[chosen.uid] = warnings
+        volume_slices[chosen.uid] = volume.image.GetSize()[2]
         used_ids = {id(f) for f in volume.files}
         if volume.bvalue is not None:
             unused = f"b-value not used (b={volume.bvalue:g} selected)"
@@ -159,12 +160,12 @@ def ingest_patient(
                 f.status = "used"
     table = pd.DataFrame(rows) if rows else empty_slices()
     qc = _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
-                    series_reason, used_slices, series_warnings, secret)  # fmt: skip
+                    series_reason, used_slices, series_warnings, volume_slices, secret)  # fmt: skip
     return table, qc
 
 
 def _qc_record(key, center, label, patient_dir, records, series_list, series_sequence,
-               series_reason, used_slices, series_warnings, secret) -> dict:  # fmt: skip
+               series_reason, used_slices, series_warnings, volume_slices, secret) -> dict:  # fmt: skip
     """Return the patient's QC record: one entry per file and one per series."""
     files = [
         {
@@ -192,6 +193,7 @@ def _qc_record(key, center, label, patient_dir, records, series_list, series_seq
             "matrix": list(s.matrix) if s.matrix else None,
             "files": len(s.files),
             "bvalues": s.bvalues,
+            "volume_slices": volume_slices.get(s.uid, 0),
             "tumour_slices": used_slices.get(s.uid, 0),
             "warnings": "; ".join(series_warnings.get(s.uid, [])),
         }
