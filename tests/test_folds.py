@@ -50,3 +50,39 @@ def test_split_and_leakage_checks():
         split(leaky, int(folds["fold"].iloc[0]))
     with pytest.raises(LeakageError, match="missing"):
         check_covered(folds, set(folds["patient"]) | {"Pnew"})
+
+
+def test_lock_keeps_existing_patients_and_balances_new_ones(tmp_path):
+    from gynmri.folds import read_lock, update_lock
+
+    lock = tmp_path / "folds.lock.tsv"
+    first = update_lock(lock, _patients(20, 9), k=3, seed=1)
+    pd.testing.assert_frame_equal(read_lock(lock), first, check_dtype=False)
+    grown = pd.concat(
+        [_patients(20, 9), _patients(5, 4).assign(patient=lambda d: d["patient"] + "x")]
+    )
+    second = update_lock(lock, grown, k=3, seed=1)
+    before = first.set_index("patient")["fold"]
+    after = second.set_index("patient")["fold"]
+    assert (after[before.index] == before).all()  # nobody moved
+    counts = second.groupby(["label", "fold"]).size().unstack()
+    assert (counts.max(axis=1) - counts.min(axis=1) <= 1).all()
+    assert len(read_lock(lock)) == 38
+    # a patient leaving the cases table stays in the lock and keeps its fold on return
+    third = update_lock(lock, grown.iloc[1:], k=3, seed=1)
+    assert len(third) == 37 and len(read_lock(lock)) == 38
+    back = update_lock(lock, grown, k=3, seed=1)
+    pd.testing.assert_frame_equal(back, second, check_dtype=False)
+
+
+def test_lock_refuses_label_change_and_other_k(tmp_path):
+    from gynmri.folds import update_lock
+
+    lock = tmp_path / "folds.lock.tsv"
+    update_lock(lock, _patients(), k=3, seed=1)
+    relabelled = _patients()
+    relabelled.loc[0, "label"] = "b"
+    with pytest.raises(LeakageError, match="label differs.*Pa000"):
+        update_lock(lock, relabelled, k=3, seed=1)
+    with pytest.raises(LeakageError, match="folds/k is 2"):
+        update_lock(lock, _patients(), k=2, seed=1)

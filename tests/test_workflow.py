@@ -34,9 +34,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wf")
     text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text()
-    (workdir / "config.yaml").write_text(
-        text.replace("RULES_PATH", str(ROOT / "config" / "sequences.yaml"))
-    )
+    (workdir / "config.yaml").write_text(text)
     snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -135,9 +133,7 @@ def test_snakemake_report(run):
 
 def test_bad_config_key_stops_with_its_name(tmp_path):
     text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text().replace("epochs: 2", "epocs: 2")
-    (tmp_path / "config.yaml").write_text(
-        text.replace("RULES_PATH", str(ROOT / "config" / "sequences.yaml"))
-    )
+    (tmp_path / "config.yaml").write_text(text)
     proc = snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0
     assert "epocs" in proc.stdout + proc.stderr
@@ -149,3 +145,20 @@ def test_lint_is_clean():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Lints for" not in out, out[-3000:]
+
+
+def test_a_leak_in_the_folds_lock_stops_the_run_naming_the_patient(run, tmp_path):
+    """The same patient in two folds (training of one, test of the other) is refused at parse time."""
+    lock = (run / "config/folds.lock.tsv").read_text().splitlines()
+    key, label, center, fold = lock[1].split("\t")
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    (leaky / "config.yaml").write_text((run / "config.yaml").read_text())
+    (leaky / "config").mkdir()
+    other = (int(fold) + 1) % 2
+    (leaky / "config/folds.lock.tsv").write_text(
+        "\n".join([*lock, f"{key}\t{label}\t{center}\t{other}"]) + "\n"
+    )
+    proc = snakemake(leaky, "-n", check=False)
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr and "twice" in proc.stdout + proc.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -60,3 +62,89 @@ def check_covered(folds: pd.DataFrame, patients: set[str]) -> None:
     repeated = folds["patient"][folds["patient"].duplicated()]
     if len(repeated):
         raise LeakageError(f"patients in several folds: {sorted(set(repeated))}")
+
+
+def place_new_patients(
+    locked: pd.DataFrame, patients: pd.DataFrame, k: int, seed: int
+) -> pd.DataFrame:
+    """Return the folds of ``patients``: locked patients keep their fold, new ones are placed.
+
+    Each new patient (in a seeded order) goes to the fold with the fewest patients of its label,
+    then of its center, then in total, so label counts stay within one of each other.
+
+    Raises:
+        LeakageError: the lock was made for another k, or a locked patient changed label.
+    """
+    if len(locked) and int(locked["fold"].max()) >= k:
+        raise LeakageError(f"the folds lock has folds up to {int(locked['fold'].max())} but folds/k is {k}: "
+                           "use a new lock file for another k")  # fmt: skip
+    if not len(locked):
+        return assign_folds(patients, k, seed)
+    merged = patients.merge(locked[["patient", "label", "fold"]], on="patient", how="left",
+                            suffixes=("", "_locked"))  # fmt: skip
+    changed = merged[merged["fold"].notna() & (merged["label"] != merged["label_locked"])]
+    if len(changed):
+        raise LeakageError(
+            f"patients whose label differs from the folds lock: {sorted(changed['patient'])}"
+        )
+    known = merged[merged["fold"].notna()].astype({"fold": int})
+    new = merged[merged["fold"].isna()].drop(columns=["fold", "label_locked"])
+    # count over the whole lock (patients since removed included), so balance holds for the lock
+    counts = locked.astype({"fold": int})
+    order = np.random.default_rng(seed).permutation(len(new))
+    placed = []
+    for _, row in new.sort_values("patient").iloc[order].iterrows():
+        loads = []
+        for f in range(k):
+            in_fold = counts[counts["fold"] == f]
+            same_label = int((in_fold["label"] == row["label"]).sum())
+            same_center = int((in_fold["center"] == row["center"]).sum())
+            loads.append((same_label, same_center, len(in_fold), f))
+        fold = min(loads)[3]
+        entry = {
+            "patient": row["patient"],
+            "label": row["label"],
+            "center": row["center"],
+            "fold": fold,
+        }
+        counts = pd.concat([counts, pd.DataFrame([entry])], ignore_index=True)
+        placed.append(entry)
+    out = pd.concat(
+        [known[FOLD_COLUMNS], pd.DataFrame(placed, columns=FOLD_COLUMNS)], ignore_index=True
+    )
+    return out.astype({"fold": int}).sort_values("patient").reset_index(drop=True)
+
+
+def read_lock(path: str | Path) -> pd.DataFrame:
+    """Return the folds lock file, or an empty table when it does not exist yet."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=FOLD_COLUMNS)
+    lock = pd.read_csv(
+        path, sep="\t", dtype={"patient": str, "label": str, "center": str, "fold": int}
+    )
+    missing = [c for c in FOLD_COLUMNS if c not in lock.columns]
+    if missing:
+        raise LeakageError(f"folds lock {path}: missing columns {missing}")
+    if lock["patient"].duplicated().any():
+        raise LeakageError(
+            f"folds lock {path}: patients listed twice: {sorted(set(lock['patient'][lock['patient'].duplicated()]))}"
+        )
+    return lock[FOLD_COLUMNS]
+
+
+def update_lock(path: str | Path, patients: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """Return the current patients' folds, adding new patients to the lock file at ``path``.
+
+    Patients already in the lock never move; patients no longer in the cases table stay in the
+    lock (so their fold is kept if they come back) but are not returned.
+    """
+    path = Path(path)
+    locked = read_lock(path)
+    folds = place_new_patients(locked, patients, k, seed)
+    added = folds[~folds["patient"].isin(locked["patient"])]
+    if len(added) or not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        full = pd.concat([locked, added], ignore_index=True).sort_values("patient")
+        full.to_csv(path, sep="\t", index=False)
+    return folds

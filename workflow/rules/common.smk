@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from gynmri.cases import load_cases, read_slice_ranges
 from gynmri.config import ConfigError, check_consistency
+from gynmri.folds import LeakageError, split, update_lock
 
 
 validate(config, schema="../../config/schema.yaml")
@@ -22,7 +23,29 @@ PATIENTS = CASES["patient"].tolist()
 RANGES = read_slice_ranges(config["cohort"].get("slice_ranges"))  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
 FOLDS = list(range(config["folds"]["k"]))
+# Folds are fixed at parse time from the lock file, so that each training job's inputs are
+# exactly its training patients: a new case reruns only the trainings whose set it joins.
+try:
+    FOLD_TABLE = update_lock(
+        config["folds"]["lock"],
+        CASES[["patient", "label", "center"]],
+        config["folds"]["k"],
+        config["folds"]["seed"],
+    )
+    SPLITS = {k: split(FOLD_TABLE, k) for k in FOLDS}  # fold -> (train, test), leak-checked
+except (LeakageError, ValueError) as err:
+    raise WorkflowError(f"folds: {err}") from None
 ROOT = Path(workflow.basedir)
+
+
+def shipped(path):
+    """Return ``path``, or the workflow's own copy when it is relative and absent here (-d)."""
+    if os.path.isabs(path) or os.path.exists(path) or not (ROOT / path).exists():
+        return path
+    return str(ROOT / path)
+
+
+RULES_FILE = shipped(config["sequences"]["rules"])
 
 
 wildcard_constraints:
@@ -50,9 +73,21 @@ def patient_inputs(wildcards):
     return inputs
 
 
+def fold_patients(wildcards, part):
+    """Return the sorted patient keys of a fold's training ('train') or test ('test') set."""
+    train, test = SPLITS[int(wildcards.fold)]
+    return sorted(train if part == "train" else test)
+
+
+def fold_slices(part):
+    """Return an input function giving the slice tables of a fold's training or test patients."""
+    return lambda wc: [f"results/slices/{p}.parquet" for p in fold_patients(wc, part)]
+
+
 def final_outputs():
     """Return the targets of a full run."""
-    return [
+    synthetic_cases = [config["cohort"]["cases"]] if SYNTHETIC else []
+    return synthetic_cases + [
         "results/report/index.html",
         "results/qc/files.tsv",
         "results/metrics/sequences.tsv",

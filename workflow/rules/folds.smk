@@ -1,15 +1,12 @@
-# Patient-level stratified folds: depend on the cases table only, never on image content.
+# Patient-level stratified folds. The assignment itself is made at parse time from the lock
+# file (config folds/lock, see common.smk); this rule publishes it with the results.
 
 
 rule folds:
-    input:
-        cases=cases_table(),
     output:
         folds="results/splits/folds.tsv",
     params:
-        patients=CASES[["patient", "label", "center"]].to_dict("records"),
-        k=config["folds"]["k"],
-        seed=config["folds"]["seed"],
+        folds=FOLD_TABLE.to_dict("records"),
     log:
         "results/logs/folds.log",
     conda:

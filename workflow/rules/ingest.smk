@@ -4,7 +4,7 @@
 rule ingest:
     input:
         unpack(patient_inputs),
-        rules=config["sequences"]["rules"],
+        rules=RULES_FILE,
     output:
         slices="results/slices/{patient}.parquet",
         qc="results/qc/patients/{patient}.json",

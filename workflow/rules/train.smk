@@ -1,19 +1,18 @@
-# MobileNetV2 per (sequence, fold): trained on the other folds, predicts the held-out fold.
+# MobileNetV2 per (sequence, fold): trained on the other folds' patients; then the held-out
+# fold is predicted by a separate job, so a new test patient only costs a prediction.
 
 
 rule train:
     input:
-        slices=expand("results/slices/{patient}.parquet", patient=PATIENTS),
-        folds="results/splits/folds.tsv",
+        slices=fold_slices("train"),
     output:
         model=directory("results/models/{sequence}/fold{fold}/model"),
-        predictions="results/models/{sequence}/fold{fold}/predictions.parquet",
         history="results/models/{sequence}/fold{fold}/history.tsv",
     params:
+        patients=lambda wc: fold_patients(wc, "train"),
         classes=config["task"]["classes"],
         model=config["model"],
         train=config["train"],
-        size=config["harmonize"]["size"],
     threads: config["train"]["threads"]
     resources:
         mem_mb=4000,
@@ -26,3 +25,24 @@ rule train:
         "../../envs/train.yaml"
     script:
         "../scripts/train.py"
+
+
+rule predict:
+    input:
+        model="results/models/{sequence}/fold{fold}/model",
+        slices=fold_slices("test"),
+    output:
+        predictions="results/models/{sequence}/fold{fold}/predictions.parquet",
+    params:
+        patients=lambda wc: fold_patients(wc, "test"),
+        classes=config["task"]["classes"],
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "results/logs/predict/{sequence}_fold{fold}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/predict.py"

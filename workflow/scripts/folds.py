@@ -1,4 +1,4 @@
-"""Assign patients to stratified cross-validation folds."""
+"""Publish the patient-level folds (assigned at parse time from the lock file)."""
 
 import sys
 from pathlib import Path
@@ -7,13 +7,12 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 import pandas as pd  # noqa: E402
 
-from gynmri.folds import assign_folds  # noqa: E402
+from gynmri.folds import FOLD_COLUMNS, check_covered  # noqa: E402
 from gynmri.runlog import start  # noqa: E402
 
 log = start(snakemake.log[0])
-folds = assign_folds(
-    pd.DataFrame(snakemake.params.patients), snakemake.params.k, snakemake.params.seed
-)
+folds = pd.DataFrame(snakemake.params.folds, columns=FOLD_COLUMNS)
+check_covered(folds, set(folds["patient"]))
 folds.to_csv(snakemake.output.folds, sep="\t", index=False)
 log.info(
     "patients per fold and label:\n%s",

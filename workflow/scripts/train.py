@@ -1,4 +1,4 @@
-"""Train MobileNetV2 for one (sequence, fold) and predict the held-out patients."""
+"""Train MobileNetV2 for one (sequence, fold) on that fold's training patients."""
 
 import os
 import sys
@@ -22,13 +22,12 @@ log = start(snakemake.log[0])
 enable_compilation_cache(Path(".cache/jax").resolve())
 train_fold(
     snakemake.input.slices,
-    snakemake.input.folds,
+    snakemake.params.patients,
     snakemake.wildcards.sequence,
     int(snakemake.wildcards.fold),
     snakemake.params.classes,
     snakemake.params.model,
     snakemake.params.train,
     Path(snakemake.output.model),
-    Path(snakemake.output.predictions),
     Path(snakemake.output.history),
 )

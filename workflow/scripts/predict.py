@@ -1,0 +1,27 @@
+"""Predict the held-out patients of one (sequence, fold) with its trained model."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+os.environ.setdefault(
+    "XLA_FLAGS",
+    f"--xla_cpu_multi_thread_eigen={'true' if snakemake.threads > 1 else 'false'} "
+    f"intra_op_parallelism_threads={snakemake.threads}",
+)
+
+from gynmri.crossval import predict_fold  # noqa: E402
+from gynmri.runlog import start  # noqa: E402
+
+start(snakemake.log[0])
+predict_fold(
+    Path(snakemake.input.model),
+    snakemake.input.slices,
+    snakemake.params.patients,
+    snakemake.wildcards.sequence,
+    int(snakemake.wildcards.fold),
+    snakemake.params.classes,
+    Path(snakemake.output.predictions),
+)
