@@ -1,5 +1,8 @@
 """End to end: the real Snakemake workflow on a tiny synthetic cohort, in a temporary folder."""
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--configfile", str(workdir / "config.yaml"), *args]  # fmt: skip
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900,
+                          env={**os.environ, **(env or {})})  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -162,3 +166,79 @@ def test_a_leak_in_the_folds_lock_stops_the_run_naming_the_patient(run, tmp_path
     proc = snakemake(leaky, "-n", check=False)
     assert proc.returncode != 0
     assert key in proc.stdout + proc.stderr and "twice" in proc.stdout + proc.stderr
+
+
+def planned_jobs(output: str) -> list[tuple[str, str]]:
+    """Return (rule, wildcards) of every job in a dry run's output."""
+    jobs = []
+    for block in re.split(r"\n(?=\[.*\d{4}\]\n)", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.append((rule.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def test_new_cases_rerun_only_what_they_change(run, tmp_path):
+    """Two new patients: their ingest, the trainings whose training set grew, then evaluation."""
+    from gynmri.deid import DEMO_KEY
+    from gynmri.synth import SynthSpec, plan_cohort, write_patient
+
+    work = tmp_path / "grown"
+    shutil.copytree(run, work, symlinks=True)  # keeps mtimes and .snakemake metadata
+    config = (work / "config.yaml").read_text()
+    # the same cohort, now described by its cases table as a user's cohort would be
+    config = re.sub(r"  synthetic:\n(    .*\n)+", "", config)
+    (work / "config.yaml").write_text(config)
+    env = {"GYNMRI_KEY": DEMO_KEY.decode()}
+    proc = snakemake(work, "-n", env=env)
+    # only the report, whose provenance footer shows the config, notices the switch
+    assert {rule for rule, _ in planned_jobs(proc.stdout)} <= {"report_html", "all"}, proc.stdout[
+        -3000:
+    ]
+
+    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=99)
+    cases = work / "data/synthetic/cases.tsv"
+    lines = cases.read_text().rstrip("\n").split("\n")
+    for i, row in plan_cohort(spec).iterrows():
+        new_dir = f"center_new/N{i:04d}"
+        write_patient(spec, row, tmp_path / "new/dicom", tmp_path / "new/masks")
+        shutil.copytree(
+            tmp_path / "new/dicom" / row.patient_dir, work / "data/synthetic/dicom" / new_dir
+        )
+        shutil.copytree(
+            tmp_path / "new/masks" / row.patient_dir, work / "data/synthetic/masks" / new_dir
+        )
+        lines.append(f"{new_dir}\tcenter_new\t{row.label}")
+    cases.write_text("\n".join(lines) + "\n")
+
+    before = (run / "config/folds.lock.tsv").read_text()
+    proc = snakemake(work, "-n", env=env)
+    jobs = planned_jobs(proc.stdout)
+    lock = pd.read_csv(work / "config/folds.lock.tsv", sep="\t")
+    assert (work / "config/folds.lock.tsv").read_text().startswith(before.split("\n")[0])
+    old = pd.read_csv(run / "config/folds.lock.tsv", sep="\t").set_index("patient")["fold"]
+    assert (lock.set_index("patient")["fold"][old.index] == old).all()  # nobody moved
+    new_folds = set(lock[~lock["patient"].isin(old.index)]["fold"])
+    assert len(lock) == len(old) + 2
+
+    by_rule: dict[str, list[str]] = {}
+    for rule, wildcards in jobs:
+        by_rule.setdefault(rule, []).append(wildcards)
+    assert len(by_rule.pop("ingest")) == 2  # only the new patients
+    expected_train = {
+        f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1) if new_folds - {f}
+    }  # a training set grows when a new patient is in another fold
+    assert set(by_rule.pop("train", [])) == expected_train
+    assert set(by_rule.pop("predict")) == {f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1)
+                                           if f in new_folds or new_folds - {f}}  # fmt: skip
+    assert set(by_rule) <= {
+        "folds",
+        "qc_summary",
+        "evaluate",
+        "roc_figure",
+        "training_figure",
+        "report_html",
+        "all",
+    }
+    assert "synth_patient" not in by_rule

@@ -68,8 +68,10 @@ def patient_inputs(wildcards):
     """Return the DICOM (and, for synthetic cohorts, mask) folders of one patient."""
     row = case(wildcards)
     inputs = {"dicom": f"{config['cohort']['dicom_root']}/{row.patient_dir}"}
-    if SYNTHETIC:
-        inputs["masks"] = f"{config['cohort']['masks_root']}/{row.patient_dir}"
+    masks = f"{config['cohort']['masks_root']}/{row.patient_dir}"
+    # the same inputs whether the cohort was synthetic or not: switching does not rerun ingest
+    if SYNTHETIC or os.path.isdir(masks):
+        inputs["masks"] = masks
     return inputs
 
 

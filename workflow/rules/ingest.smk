@@ -14,7 +14,6 @@ rule ingest:
         # only this patient's rows: editing another patient's range reruns only that patient
         ranges=lambda wc: RANGES.get(case(wc).patient_dir, []),
         dicom_root=config["cohort"]["dicom_root"],
-        synthetic=SYNTHETIC,
     log:
         "results/logs/ingest/{patient}.log",
     benchmark:

@@ -23,7 +23,9 @@ table, qc = ingest_patient(
     label_index=int(case["label_index"]),
     config=snakemake.config,
     rules=load_rules(snakemake.input.rules),
-    secret=load_secret(snakemake.config.get("deid", {}), synthetic=snakemake.params.synthetic),
+    secret=load_secret(
+        snakemake.config.get("deid", {}), synthetic=bool(snakemake.config["cohort"].get("synthetic"))
+    ),
     ranges=snakemake.params.ranges,
 )
 write_slices(table, snakemake.output.slices)

@@ -1,0 +1,81 @@
+"""Planning speed at study scale: `snakemake -n` on 263 patients x 15 sequences x 6 folds.
+
+Builds a header-free cohort in a temp folder (a cases table and empty patient folders: planning
+must not read DICOM), runs a dry run of the real workflow, and prints the time it took.
+Last line: ``plan_seconds: <number>``.
+
+    python bench/plan.py [--patients-per-class sarcoma=63 myoma=200] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEQUENCES = ["T2axi", "T2sag", "T2cor", "DWI", "DWIsag", "ADC", "T1axi", "T1sag", "CET1axi",
+             "CET1sag", "CET1cor", "T2fsaxi", "T2fssag", "T1fsaxi", "DCEaxi"]  # fmt: skip
+
+
+def make_cohort(workdir: Path, per_class: dict[str, int]) -> Path:
+    """Write the cases table, empty patient folders and a study-scale config; return the config."""
+    rows = ["patient_dir\tcenter\tlabel"]
+    n = 0
+    for label, count in per_class.items():
+        for _ in range(count):
+            center = f"center_{'abc'[n % 3]}"
+            folder = f"{center}/case{n:04d}"
+            (workdir / "dicom" / folder).mkdir(parents=True)
+            rows.append(f"{folder}\t{center}\t{label}")
+            n += 1
+    (workdir / "cases.tsv").write_text("\n".join(rows) + "\n")
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["task"]["classes"] = list(per_class)
+    config["task"]["positive"] = [list(per_class)[0]]
+    config["cohort"] = {"cases": "cases.tsv", "dicom_root": "dicom", "masks_root": "masks"}
+    config["sequences"]["use"] = SEQUENCES
+    config["folds"] = {"k": 6, "seed": 7, "lock": "folds.lock.tsv"}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients-per-class", nargs="+", default=["sarcoma=63", "myoma=200"])
+    parser.add_argument("--repeat", type=int, default=2, help="dry runs to time (best is printed)")
+    args = parser.parse_args()
+    per_class = {k: int(v) for k, v in (item.split("=") for item in args.patients_per_class)}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        config = make_cohort(workdir, per_class)
+        cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"),
+               "-d", str(workdir), "--configfile", str(config), "--cores", "2"]  # fmt: skip
+        times, out = [], ""
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, env={"GYNMRI_KEY": "bench", "PATH": ""}
+            )
+            times.append(time.perf_counter() - t0)
+            out = proc.stdout + proc.stderr
+            if proc.returncode != 0:
+                print(out[-3000:], file=sys.stderr)
+                return 1
+        jobs = re.search(r"^total\s+(\d+)", out, re.M)
+        print(f"patients: {sum(per_class.values())}, sequences: {len(SEQUENCES)}, folds: 6")
+        print(f"jobs planned: {jobs.group(1) if jobs else '?'}")
+        print(f"dry-run seconds: {', '.join(f'{t:.2f}' for t in times)}")
+        print(f"plan_seconds: {min(times):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
