@@ -23,6 +23,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/readers.smk"
 include: "workflow/rules/report.smk"
 
 

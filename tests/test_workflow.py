@@ -59,6 +59,16 @@ def test_report_and_tables_are_written(run):
     )
     ensembles = pd.read_csv(run / "results/metrics/ensembles.tsv", sep="\t")
     assert sorted(ensembles["ensemble"]) == ["DWI", "T2axi", "T2axi+DWI"]
+    assert (ensembles["ss_avg_lo"] <= ensembles["ss_avg"]).all() and (
+        ensembles["ss_avg"] <= ensembles["ss_avg_hi"]
+    ).all()
+    readers = pd.read_csv(run / "results/metrics/readers.tsv", sep="\t")
+    assert {"role", "model"} <= set(readers["level"]) and (
+        readers[readers["level"] == "model"]["n_patients"] == 9
+    ).all()
+    assert "SIMULATED" in html and "Reader study" in html and "Confusion matrices" in html
+    for png in ("roc", "confusion", "training", "readers"):
+        assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
 
 
 def test_every_generated_file_is_accounted_for(run):
@@ -232,13 +242,36 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
     assert set(by_rule.pop("train", [])) == expected_train
     assert set(by_rule.pop("predict")) == {f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1)
                                            if f in new_folds or new_folds - {f}}  # fmt: skip
-    assert set(by_rule) <= {
-        "folds",
-        "qc_summary",
-        "evaluate",
-        "roc_figure",
-        "training_figure",
-        "report_html",
-        "all",
-    }
+    downstream = {"folds", "qc_summary", "evaluate", "readers", "roc_figure", "confusion_figure",
+                  "training_figure", "report_html", "all"}  # fmt: skip
+    assert set(by_rule) <= downstream
     assert "synth_patient" not in by_rule
+
+
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    """Open the report as a user would: a real browser loads it, tables and images are in the DOM."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, (
+        "chromium is needed for this test: apt-get install chromium (.ci/run installs it)"
+    )
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    url = (run / "results/report/index.html").as_uri()
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for heading in (
+        "Cohort",
+        "Per sequence",
+        "Ensembles over sequences",
+        "ROC curves",
+        "Reader study",
+    ):
+        assert f"<h2>{heading}" in dom.stdout
+    assert dom.stdout.count("<table") >= 5 and dom.stdout.count("<img") >= 4
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert shot.stat().st_size > 50_000  # a rendered page with figures, not a blank one

@@ -291,7 +291,8 @@ def plot_reader_bars(
         values = np.array([row[m] for m, _ in PLOT_METRICS], float) * 100
         lo = np.array([row.get(f"{m}_lo", np.nan) for m, _ in PLOT_METRICS], float) * 100
         hi = np.array([row.get(f"{m}_hi", np.nan) for m, _ in PLOT_METRICS], float) * 100
-        err = np.vstack([values - lo, hi - values])  # NaN (SS-Avg): no whisker
+        # NaN (SS-Avg): no whisker; clip: at a rate of 0 or 1 rounding can put the bound past it
+        err = np.clip(np.vstack([values - lo, hi - values]), 0, None)
         pos = x - 0.4 + width * (j + 0.5)
         ax.bar(pos, values, width, label=label, yerr=err, capsize=2,
                color="black" if label == "model" else None)  # fmt: skip
@@ -304,3 +305,31 @@ def plot_reader_bars(
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
+
+
+def readers_by_key(readers: pd.DataFrame, dir_to_key: dict[str, str]) -> pd.DataFrame:
+    """Return a readers table keyed by pseudonymous patient keys instead of patient folders.
+
+    The table a user writes names patients by ``patient_dir`` (as in the cases table); a
+    ``patient`` column of keys is accepted as it is.
+    """
+    if "patient" in readers.columns:
+        return readers
+    if "patient_dir" not in readers.columns:
+        raise ValueError(f"readers table needs a patient_dir column (got {list(readers.columns)})")
+    unknown = readers.index[~readers["patient_dir"].isin(dir_to_key)]
+    if len(unknown):
+        raise ValueError(f"readers table row {unknown[0] + 2}: patient_dir not in the cases table")
+    return readers.assign(patient=readers["patient_dir"].map(dir_to_key)).drop(
+        columns="patient_dir"
+    )
+
+
+def study_model_scores(predictions: pd.DataFrame, ensembles: pd.DataFrame, classes: list[str],
+                       cfg: dict) -> tuple[str, pd.DataFrame]:  # fmt: skip
+    """Return (name, patient scores) of the model shown to readers: the best-ranked ensemble."""
+    from gynmri.evaluate import combine_sequences, patient_scores
+
+    name = str(ensembles["ensemble"].iloc[0])
+    scores = patient_scores(predictions, classes, cfg["aggregate"])
+    return name, combine_sequences(scores, tuple(name.split("+")), classes, cfg["combine"])

@@ -32,16 +32,62 @@ VERSIONED = [
 ]
 
 
-def plot_roc(roc: pd.DataFrame, out: str | Path) -> None:
-    """Write the ROC curves of every sequence and the best ensemble to a PNG."""
+def plot_roc(roc: pd.DataFrame, out: str | Path, points: pd.DataFrame | None = None) -> None:
+    """Write the ROC curves of every sequence and the best ensemble to a PNG.
+
+    ``points``: rows with curve, sensitivity, specificity: the operating points at the
+    configured threshold, drawn on their curves.
+    """
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
     for name, curve in roc.groupby("curve", sort=False):
         style = "-" if name.startswith("ensemble") else "--"
-        ax.plot(curve["fpr"], curve["tpr"], style, label=name, lw=2 if style == "-" else 1.3)
+        (line,) = ax.plot(
+            curve["fpr"], curve["tpr"], style, label=name, lw=2 if style == "-" else 1.3
+        )
+        if points is not None:
+            at = points[points["curve"] == name]
+            ax.plot(1 - at["specificity"], at["sensitivity"], "o", color=line.get_color(), ms=6)
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01),
-           title="ROC, out-of-fold patient scores")  # fmt: skip
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(-0.01, 1), ylim=(0, 1.01),
+           title="ROC, out-of-fold patient scores (dots: operating points)")  # fmt: skip
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def operating_points(sequences: pd.DataFrame, ensembles: pd.DataFrame) -> pd.DataFrame:
+    """Return the pooled sensitivity/specificity of each sequence and ensemble, by curve name."""
+    pooled = sequences[sequences["fold"].astype(str) == "all"]
+    seq = pooled.assign(curve=pooled["sequence"])[["curve", "sensitivity", "specificity"]]
+    ens = ensembles.assign(curve="ensemble " + ensembles["ensemble"])[
+        ["curve", "sensitivity", "specificity"]
+    ]
+    return pd.concat([seq, ens], ignore_index=True)
+
+
+def plot_confusion(sequences: pd.DataFrame, ensembles: pd.DataFrame, positive: list[str],
+                   out: str | Path, n_ensembles: int = 3) -> None:  # fmt: skip
+    """Write patient-level confusion matrices of every sequence and the best ensembles to a PNG."""
+    pooled = sequences[sequences["fold"].astype(str) == "all"]
+    panels = [(r["sequence"], r) for _, r in pooled.iterrows()]
+    best = ensembles[ensembles["n_sequences"] > 1].head(n_ensembles)
+    panels += [(r["ensemble"], r) for _, r in best.iterrows()]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(2.6 * len(panels), 2.9), dpi=100, squeeze=False
+    )
+    pos, neg = "+".join(positive), "other"
+    for ax, (name, r) in zip(axes[0], panels, strict=True):
+        matrix = [[r["tn"], r["fp"]], [r["fn"], r["tp"]]]
+        ax.imshow(matrix, cmap="Blues", vmin=0)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, int(matrix[i][j]), ha="center", va="center", fontsize=12)
+        ax.set_xticks([0, 1], [neg, pos], fontsize=8)
+        ax.set_yticks([0, 1], [neg, pos], fontsize=8)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.set_title(name, fontsize=9)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -86,13 +132,27 @@ def _png(path: str | Path) -> str:
     return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
 
 
+def _fmt(value, percent: bool) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
 def _table(df: pd.DataFrame, percent: list[str] = ()) -> str:
+    """Return an HTML table; metrics with ``_lo``/``_hi`` columns are shown as 'value (lo-hi)'."""
     df = df.copy()
-    for col in percent:
-        if col in df:
-            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f} %")
-    if "auc" in df:
-        df["auc"] = df["auc"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    for col in [*percent, "auc"]:
+        if col not in df:
+            continue
+        is_pct = col != "auc"
+        lo, hi = f"{col}_lo", f"{col}_hi"
+        text = df[col].map(lambda v, p=is_pct: _fmt(v, p) + (" %" if p and pd.notna(v) else ""))
+        if lo in df and hi in df:
+            ci = [f" ({_fmt(a, is_pct)}-{_fmt(b, is_pct)})" if pd.notna(a) and pd.notna(b) else ""
+                  for a, b in zip(df[lo], df[hi], strict=True)]  # fmt: skip
+            text = text + pd.Series(ci, index=df.index)
+            df = df.drop(columns=[lo, hi])
+        df[col] = text
     return df.to_html(index=False, border=0, classes="t", na_rep="")
 
 
@@ -129,26 +189,36 @@ footer{margin-top:3em;font-size:.8em;color:#666;border-top:1px solid #ccc;paddin
 
 
 def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.DataFrame,
-                sequences: pd.DataFrame, ensembles: pd.DataFrame, roc_png: str,
-                training_png: str) -> str:  # fmt: skip
+                sequences: pd.DataFrame, ensembles: pd.DataFrame, roc_png: str, training_png: str,
+                confusion_png: str, readers: pd.DataFrame | None = None,
+                reader_tests: pd.DataFrame | None = None, readers_png: str | None = None) -> str:  # fmt: skip
     """Return the report as one self-contained HTML page (figures embedded)."""
     prov = provenance(config)
-    pooled = sequences[sequences["fold"] == "all"].drop(columns="fold")
-    folds = sequences[sequences["fold"] != "all"]
+    pooled = sequences[sequences["fold"].astype(str) == "all"].drop(columns="fold")
+    folds = sequences[sequences["fold"].astype(str) != "all"]
     excluded = (
         files[files["status"] != "used"].groupby("reason").size().rename("files").reset_index()
         .sort_values("files", ascending=False)
     )  # fmt: skip
-    pct = ["accuracy", "sensitivity", "specificity", "ss_avg"]
+    pct = ["accuracy", "sensitivity", "specificity", "ss_avg", "ppv", "npv"]
+    shown = ["n", "n_positive", *pct, "auc"]
+
+    def keep(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+        """Return the identifying columns ``first`` and the metrics of ``df``."""
+        return df[[c for c in df.columns if c in first or c in shown or c.endswith(("_lo", "_hi"))]]
+
     positive = ", ".join(task["positive"])
     synthetic = "synthetic" in config["cohort"]
-    best = ensembles.head(10)[["ensemble", "patients_missing_a_sequence", *METRIC_COLUMNS]]
+    ecfg = config["evaluate"]
+    threshold = (f"a threshold per test fold chosen by '{ecfg['threshold_rule']}' on the other folds"
+                 if ecfg.get("threshold_rule") else f"threshold {ecfg['threshold']} on the positive probability")  # fmt: skip
+    ci_note = (f" Intervals: 95 % Wilson for proportions, patient-level bootstrap ({ecfg['bootstrap']} resamples) "
+               "for SS-Avg and AUC." if ecfg.get("bootstrap") else "")  # fmt: skip
     parts = [
         f"<h1>gynmri report: {html.escape(task['name'])} ({' / '.join(map(html.escape, task['classes']))})</h1>",
         f'<p class="note">Positive class: {html.escape(positive)}. Metrics are out-of-fold, at patient '
-        f"level (slice probabilities aggregated by {config['evaluate']['aggregate']}), threshold "
-        f"{config['evaluate']['threshold']} on the positive probability; SS-Avg is the mean of "
-        f"sensitivity and specificity. {config['folds']['k']} patient-level folds."
+        f"level (slice probabilities aggregated by {ecfg['aggregate']}), {threshold}; SS-Avg is the mean "
+        f"of sensitivity and specificity. {config['folds']['k']} patient-level folds.{ci_note}"
         + (
             " <b>Cohort: synthetic</b> (generated by the workflow; no real patient)."
             if synthetic
@@ -160,12 +230,34 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
         f"<p>Input files: {len(files)}; used {int((files['status'] == 'used').sum())}; excluded:</p>",
         _table(excluded),
         "<h2>Per sequence</h2>",
-        _table(pooled, pct),
-        "<details><summary>Per fold</summary>" + _table(folds, pct) + "</details>",
+        _table(keep(pooled, ["sequence"]), pct),
+        "<details><summary>Per fold</summary>"
+        + _table(keep(folds, ["sequence", "fold"]), pct)
+        + "</details>",
         "<h2>Ensembles over sequences (best SS-Avg first)</h2>",
-        _table(best, pct),
+        _table(keep(ensembles.head(10), ["ensemble", "patients_missing_a_sequence"]), pct),
         "<h2>ROC curves</h2>",
         _png(roc_png),
+        "<h2>Confusion matrices</h2>",
+        _png(confusion_png),
+    ]
+    if readers is not None:
+        simulated = (
+            " <b>The readers table is SIMULATED</b> (synthetic cohort)." if synthetic else ""
+        )
+        model = html.escape(str(readers["model"].iloc[0])) if "model" in readers else "the model"
+        summary = readers[readers["level"] != "reader"].drop(columns=["model"], errors="ignore")
+        parts += [
+            "<h2>Reader study</h2>",
+            f'<p class="note">Readers unaided and AI-assisted, and the model shown to them ({model}) '
+            f"on the same patients.{simulated} Role rows pool the calls of the role's readers.</p>",
+            _table(summary[[c for c in summary.columns if c not in ("tp", "fp", "tn", "fn")]], pct),
+            _png(readers_png) if readers_png else "",
+            "<h3>Paired tests (McNemar)</h3>",
+            reader_tests.to_html(index=False, border=0, classes="t", na_rep="", float_format="%.3g")
+            if reader_tests is not None else "",
+        ]  # fmt: skip
+    parts += [
         "<h2>Training curves</h2>",
         _png(training_png),
         "<footer>"

@@ -86,10 +86,21 @@ def fold_slices(part):
     return lambda wc: [f"results/slices/{p}.parquet" for p in fold_patients(wc, part)]
 
 
+def reader_outputs():
+    """Return the reader-study outputs, or nothing when no readers table is configured."""
+    if not config["cohort"].get("readers"):
+        return {}
+    return {
+        "readers": "results/metrics/readers.tsv",
+        "reader_tests": "results/metrics/reader_tests.tsv",
+        "readers_png": "results/figures/readers.png",
+    }
+
+
 def final_outputs():
     """Return the targets of a full run."""
     synthetic_cases = [config["cohort"]["cases"]] if SYNTHETIC else []
-    return synthetic_cases + [
+    return synthetic_cases + list(reader_outputs().values()) + [
         "results/report/index.html",
         "results/qc/files.tsv",
         "results/metrics/sequences.tsv",

@@ -4,6 +4,7 @@
 rule roc_figure:
     input:
         roc="results/metrics/roc.tsv",
+        sequences="results/metrics/sequences.tsv",
         ensembles="results/metrics/ensembles.tsv",
     output:
         png=report(
@@ -19,6 +20,27 @@ rule roc_figure:
         "../../envs/report.yaml"
     script:
         "../scripts/roc_figure.py"
+
+
+rule confusion_figure:
+    input:
+        sequences="results/metrics/sequences.tsv",
+        ensembles="results/metrics/ensembles.tsv",
+    output:
+        png=report(
+            "results/figures/confusion.png",
+            caption="../report/confusion.rst",
+            category="Figures",
+        ),
+    params:
+        positive=config["task"]["positive"],
+        classes=config["task"]["classes"],
+    log:
+        "results/logs/figures/confusion.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/confusion_figure.py"
 
 
 rule training_figure:
@@ -44,6 +66,7 @@ rule training_figure:
 
 rule report_html:
     input:
+        unpack(lambda wildcards: reader_outputs()),
         cohort="results/qc/cohort.tsv",
         series="results/qc/series.tsv",
         files="results/qc/files.tsv",
@@ -51,6 +74,7 @@ rule report_html:
         ensembles="results/metrics/ensembles.tsv",
         roc_png="results/figures/roc.png",
         training_png="results/figures/training.png",
+        confusion_png="results/figures/confusion.png",
     output:
         html=report(
             "results/report/index.html",

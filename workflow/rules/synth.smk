@@ -28,3 +28,20 @@ if SYNTHETIC:
             "../../envs/ingest.yaml"
         script:
             "../scripts/synth_patient.py"
+
+    if config["cohort"].get("readers"):
+
+        rule synth_readers:
+            output:
+                readers=config["cohort"]["readers"],
+            params:
+                patients=CASES[["patient", "patient_dir", "label"]].to_dict("records"),
+                classes=config["task"]["classes"],
+                positive=config["task"]["positive"],
+                seed=config["cohort"]["synthetic"].get("readers_seed", 3),
+            log:
+                "results/logs/synth/readers.log",
+            conda:
+                "../../envs/report.yaml"
+            script:
+                "../scripts/synth_readers.py"

@@ -15,8 +15,9 @@ rule train:
         train=config["train"],
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime_minutes"],
+        gpu=config["train"]["gpus"],
     log:
         "results/logs/train/{sequence}_fold{fold}.log",
     benchmark:

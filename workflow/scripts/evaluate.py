@@ -21,6 +21,9 @@ per_sequence, ensembles, roc = evaluate_all(
     snakemake.params.positive,
     snakemake.params.sequences,
     snakemake.params.evaluate,
+    n_boot=snakemake.params.evaluate.get("bootstrap", 0),
+    seed=snakemake.params.evaluate.get("seed", 0),
+    threshold_rule=snakemake.params.evaluate.get("threshold_rule"),
 )
 per_sequence.to_csv(snakemake.output.sequences, sep="\t", index=False, float_format="%.4f")
 ensembles.to_csv(snakemake.output.ensembles, sep="\t", index=False, float_format="%.4f")

@@ -24,7 +24,8 @@ table, qc = ingest_patient(
     config=snakemake.config,
     rules=load_rules(snakemake.input.rules),
     secret=load_secret(
-        snakemake.config.get("deid", {}), synthetic=bool(snakemake.config["cohort"].get("synthetic"))
+        snakemake.config.get("deid", {}),
+        synthetic=bool(snakemake.config["cohort"].get("synthetic")),
     ),
     ranges=snakemake.params.ranges,
 )

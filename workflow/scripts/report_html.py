@@ -11,16 +11,27 @@ from gynmri.report import render_html  # noqa: E402
 from gynmri.runlog import start  # noqa: E402
 
 log = start(snakemake.log[0])
-tsv = {
-    k: pd.read_csv(getattr(snakemake.input, k), sep="\t")
-    for k in ("cohort", "files", "sequences", "ensembles")
-}
+inp = snakemake.input
+
+
+def table(name):
+    """Return the TSV input ``name`` as a table, or None when the rule did not get it."""
+    return pd.read_csv(getattr(inp, name), sep="\t") if hasattr(inp, name) else None
+
+
 page = render_html(
     task=snakemake.params.task,
     config=snakemake.params.config,
-    roc_png=snakemake.input.roc_png,
-    training_png=snakemake.input.training_png,
-    **tsv,
+    cohort=table("cohort"),
+    files=table("files"),
+    sequences=table("sequences"),
+    ensembles=table("ensembles"),
+    roc_png=inp.roc_png,
+    training_png=inp.training_png,
+    confusion_png=inp.confusion_png,
+    readers=table("readers"),
+    reader_tests=table("reader_tests"),
+    readers_png=getattr(inp, "readers_png", None),
 )
 Path(snakemake.output.html).write_text(page)
 log.info("report: %d bytes", len(page))

@@ -1,0 +1,24 @@
+"""Write the SIMULATED readers table of a synthetic cohort (3 specialists, 3 residents)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+import pandas as pd  # noqa: E402
+
+from gynmri.runlog import start  # noqa: E402
+from gynmri.synth.readers import simulate_readers  # noqa: E402
+
+log = start(snakemake.log[0])
+patients = pd.DataFrame(snakemake.params.patients)
+table = simulate_readers(
+    patients[["patient", "label"]],
+    snakemake.params.positive,
+    snakemake.params.classes,
+    snakemake.params.seed,
+)
+key_to_dir = dict(zip(patients["patient"], patients["patient_dir"], strict=True))
+table = table.assign(patient_dir=table["patient"].map(key_to_dir)).drop(columns="patient")
+table.to_csv(snakemake.output.readers, sep="\t", index=False)
+log.info("simulated readers table: %d calls", len(table))
