@@ -41,6 +41,11 @@ def rules():
         ({"description": "Ax T1 FSE +C"}, "CET1axi"),
         ({"description": "T1W_TSE_TRA"}, "T1axi"),
         ({"description": "T1 sag post Gd", "plane": "sagittal"}, "CET1sag"),
+        ({"description": "t2_tse_fs_tra"}, "T2FSaxi"),
+        ({"description": "T2W_SPAIR_SAG", "plane": "sagittal"}, "T2FSsag"),
+        ({"description": "t1_vibe_fs_tra"}, "T1FSaxi"),
+        ({"description": "Ax T1 FSE"}, "T1axi"),
+        ({"description": "ADC sag", "plane": "sagittal"}, "ADCsag"),
     ],
 )
 def test_vendor_conventions(rules, kwargs, expected):
@@ -71,3 +76,9 @@ def test_bad_rule_table_is_refused(tmp_path):
     path.write_text("rules:\n  - name: X\n    description: '(t2'\n")
     with pytest.raises(ValueError, match="regex"):
         load_rules(path)
+
+
+def test_the_table_names_fifteen_sequences(rules):
+    from gynmri.sequences import sequence_names
+
+    assert len(sequence_names(rules)) == 15

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 from gynmri.cases import load_cases, read_slice_ranges
 from gynmri.config import ConfigError, check_consistency
 from gynmri.folds import LeakageError, split, update_lock
+from gynmri.sequences import load_rules, sequence_names
 
 
 validate(config, schema="../../config/schema.yaml")
@@ -46,6 +47,12 @@ def shipped(path):
 
 
 RULES_FILE = shipped(config["sequences"]["rules"])
+_unknown = sorted(set(SEQUENCES) - sequence_names(load_rules(RULES_FILE)))
+if _unknown:
+    raise WorkflowError(
+        f"config sequences/use names {_unknown}, which no rule in {RULES_FILE} gives: "
+        "add a rule there or fix the names"
+    )
 
 
 wildcard_constraints:
