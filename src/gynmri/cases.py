@@ -15,6 +15,17 @@ class CasesError(ValueError):
     """The cases table is missing, malformed, or disagrees with the config."""
 
 
+def _read_tsv(path: Path, columns: list[str], what: str, key: str) -> pd.DataFrame:
+    """Return a tab-separated table read as text, or raise CasesError naming file and columns."""
+    if not path.is_file():
+        raise CasesError(f"{what} {path} not found (config {key})")
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise CasesError(f"{what} {path}: missing columns {missing} (needs {columns})")
+    return table
+
+
 def read_cases_table(path: str | Path, classes: list[str]) -> pd.DataFrame:
     """Return the cases table at ``path`` checked against the configured classes.
 
@@ -22,12 +33,7 @@ def read_cases_table(path: str | Path, classes: list[str]) -> pd.DataFrame:
         CasesError: missing file or columns, empty cells, unknown labels, repeated patients.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CasesError(f"cases table {path} not found (config cohort/cases)")
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in CASE_COLUMNS if c not in table.columns]
-    if missing:
-        raise CasesError(f"cases table {path}: missing columns {missing} (needs {CASE_COLUMNS})")
+    table = _read_tsv(path, CASE_COLUMNS, "cases table", "cohort/cases")
     for col in CASE_COLUMNS:
         empty = table.index[table[col].str.strip() == ""]
         if len(empty):
@@ -98,14 +104,7 @@ def read_slice_ranges(path: str | Path | None) -> dict[str, list[dict]]:
     if not path:
         return {}
     path = Path(path)
-    if not path.is_file():
-        raise CasesError(f"slice-range table {path} not found (config cohort/slice_ranges)")
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in RANGE_COLUMNS if c not in table.columns]
-    if missing:
-        raise CasesError(
-            f"slice-range table {path}: missing columns {missing} (needs {RANGE_COLUMNS})"
-        )
+    table = _read_tsv(path, RANGE_COLUMNS, "slice-range table", "cohort/slice_ranges")
     for i, row in table.iterrows():
         try:
             first, last = int(row["first"]), int(row["last"])
