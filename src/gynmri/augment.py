@@ -115,3 +115,32 @@ def augment_batch(key: jax.Array, images: jax.Array, cfg: Mapping[str, Any] | No
         v = jax.random.uniform(k_int, (n, 1, 1), minval=-1.0, maxval=1.0)
         images = images + v * intensity
     return images
+
+
+def augment_one(key: jax.Array, image: jax.Array, cfg: Mapping[str, Any] | None) -> jax.Array:
+    """Return one image (H, W) augmented by cfg; the result is a function of (key, image) alone."""
+    cfg = dict(cfg or {})
+    image = jnp.asarray(image, jnp.float32)
+    k_geo, k_con, k_int = jax.random.split(key, 3)
+    if geometry_enabled(cfg):
+        image = _warp_one(k_geo, image, cfg)
+    contrast = float(cfg.get("contrast", 0.0) or 0.0)
+    if contrast:
+        image = image * (1.0 + jax.random.uniform(k_con, (), minval=-1.0, maxval=1.0) * contrast)
+    intensity = float(cfg.get("intensity", 0.0) or 0.0)
+    if intensity:
+        image = image + jax.random.uniform(k_int, (), minval=-1.0, maxval=1.0) * intensity
+    return image
+
+
+def augment_with_keys(
+    keys: jax.Array, images: jax.Array, cfg: Mapping[str, Any] | None
+) -> jax.Array:
+    """Return images (N, H, W) augmented with one key per image (keys of shape (N,)).
+
+    Unlike ``augment_batch`` (one key for the batch), image i's augmentation depends on keys[i]
+    only, so a draw from a fixed, seeded pool of augmented images (see ``train.fit``'s
+    ``images_per_class``) is the same whichever batch or position it lands in.
+    """
+    cfg = dict(cfg or {})
+    return jax.vmap(lambda k, im: augment_one(k, im, cfg))(keys, jnp.asarray(images, jnp.float32))

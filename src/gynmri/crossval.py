@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,9 @@ def train_fold(slice_paths: list[str], train_patients: list[str], sequence: str,
             "training_patients": len(train_patients)}  # fmt: skip
     save_model(model, Path(out_model), meta)
     history.to_csv(out_history, sep="\t", index=False)
+    if checkpoint_dir:
+        # Checkpoints only serve to resume a killed job; the saved model replaces them.
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def predict_fold(model_dir: Path, slice_paths: list[str], test_patients: list[str], sequence: str,

@@ -27,6 +27,16 @@ BLOCK_SPECS: tuple[tuple[int, int, int, int], ...] = (
 )
 
 DEPTHWISE_MODES = ("shifted", "grouped")
+#: Compute dtypes; parameters and BatchNorm statistics stay float32 ("master weights") in both.
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """Return the jnp dtype for a model_cfg ``dtype`` name (None = float32)."""
+    name = "float32" if dtype is None else jnp.dtype(dtype).name
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return jnp.dtype(name)
 
 
 def glorot_uniform(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
@@ -70,12 +80,36 @@ def correct_pad(size: tuple[int, int], kernel_size: int = 3) -> tuple[tuple[int,
     return ((correct[0] - adjust[0], correct[0]), (correct[1] - adjust[1], correct[1]))
 
 
-def _conv1x1(cin: int, cout: int, rngs: nnx.Rngs) -> nnx.Conv:
-    return nnx.Conv(cin, cout, (1, 1), use_bias=False, kernel_init=_KERNEL_INIT, rngs=rngs)
+def _conv1x1(cin: int, cout: int, rngs: nnx.Rngs, dtype: Any = jnp.float32) -> nnx.Conv:
+    return nnx.Conv(
+        cin,
+        cout,
+        (1, 1),
+        use_bias=False,
+        kernel_init=_KERNEL_INIT,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        rngs=rngs,
+    )
 
 
-def _bn(c: int, momentum: float, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    return nnx.BatchNorm(c, epsilon=_BN_EPS, momentum=momentum, rngs=rngs)
+def _promote_float32(args: tuple, dtype: Any = None) -> tuple:
+    # BatchNorm normalises in float32 whatever the compute dtype (as Keras' mixed precision):
+    # bfloat16 running statistics and (x - mean) lose too much over 50 layers.
+    return tuple(None if a is None else jnp.asarray(a, jnp.float32) for a in args)
+
+
+def _bn(c: int, momentum: float, rngs: nnx.Rngs, dtype: Any = jnp.float32) -> nnx.BatchNorm:
+    # Statistics are computed and kept in float32; only the output is in the compute dtype.
+    return nnx.BatchNorm(
+        c,
+        epsilon=_BN_EPS,
+        momentum=momentum,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        promote_dtype=_promote_float32,
+        rngs=rngs,
+    )
 
 
 def relu6(x: jax.Array) -> jax.Array:
@@ -91,7 +125,15 @@ class DepthwiseConv3x3(nnx.Module):
     (and its gradient) is several times slower than nine fused multiply-adds.
     """
 
-    def __init__(self, channels: int, stride: int, *, depthwise: str, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        channels: int,
+        stride: int,
+        *,
+        depthwise: str,
+        dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         if depthwise not in DEPTHWISE_MODES:
             raise ValueError(f"depthwise must be one of {DEPTHWISE_MODES}, got {depthwise!r}")
         self.stride = stride
@@ -105,6 +147,8 @@ class DepthwiseConv3x3(nnx.Module):
             feature_group_count=channels,
             use_bias=False,
             kernel_init=_KERNEL_INIT,
+            dtype=dtype,
+            param_dtype=jnp.float32,
             rngs=rngs,
         )
 
@@ -120,7 +164,8 @@ class DepthwiseConv3x3(nnx.Module):
         s = self.stride
         hp, wp = x.shape[1], x.shape[2]
         ho, wo = (hp - 3) // s + 1, (wp - 3) // s + 1
-        kernel = self.conv.kernel[...]  # (3, 3, 1, C)
+        kernel = self.conv.kernel[...].astype(self.conv.dtype or x.dtype)  # (3, 3, 1, C)
+        x = x.astype(kernel.dtype)
         out = None
         for di in range(3):
             for dj in range(3):
@@ -149,6 +194,7 @@ class InvertedResidual(nnx.Module):
         expand: bool,
         depthwise: str,
         bn_momentum: float = _BN_MOMENTUM,
+        dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
         # Keras truncates with int() before rounding; kept so odd widths match exactly.
@@ -156,12 +202,14 @@ class InvertedResidual(nnx.Module):
         hidden = expansion * in_channels
         self.expand = expand
         if expand:
-            self.expand_conv = _conv1x1(in_channels, hidden, rngs)
-            self.expand_bn = _bn(hidden, bn_momentum, rngs)
-        self.depthwise = DepthwiseConv3x3(hidden, stride, depthwise=depthwise, rngs=rngs)
-        self.depthwise_bn = _bn(hidden, bn_momentum, rngs)
-        self.project_conv = _conv1x1(hidden, out_channels, rngs)
-        self.project_bn = _bn(out_channels, bn_momentum, rngs)
+            self.expand_conv = _conv1x1(in_channels, hidden, rngs, dtype)
+            self.expand_bn = _bn(hidden, bn_momentum, rngs, dtype)
+        self.depthwise = DepthwiseConv3x3(
+            hidden, stride, depthwise=depthwise, dtype=dtype, rngs=rngs
+        )
+        self.depthwise_bn = _bn(hidden, bn_momentum, rngs, dtype)
+        self.project_conv = _conv1x1(hidden, out_channels, rngs, dtype)
+        self.project_bn = _bn(out_channels, bn_momentum, rngs, dtype)
         self.residual = in_channels == out_channels and stride == 1
         self.out_channels = out_channels
 
@@ -175,7 +223,13 @@ class InvertedResidual(nnx.Module):
 
 
 class MobileNetV2(nnx.Module):
-    """MobileNetV2 classifier; NHWC float images in, logits (N, num_classes) out."""
+    """MobileNetV2 classifier; NHWC float images in, float32 logits (N, num_classes) out.
+
+    ``dtype`` is the compute dtype ("float32" or "bfloat16"): with bfloat16 the convolutions,
+    BatchNorm outputs and activations are bfloat16 while every parameter and BatchNorm
+    statistic stays float32 (mixed precision with float32 master weights; the optimizer
+    updates float32). The classifier runs in float32.
+    """
 
     def __init__(
         self,
@@ -185,6 +239,7 @@ class MobileNetV2(nnx.Module):
         in_channels: int = 3,
         depthwise: str = "shifted",
         bn_momentum: float = _BN_MOMENTUM,
+        dtype: Any = "float32",
         rngs: nnx.Rngs,
     ):
         # bn_momentum 0.999 is Keras'; its running statistics need thousands of steps to settle,
@@ -193,6 +248,8 @@ class MobileNetV2(nnx.Module):
         self.width = width
         self.in_channels = in_channels
         self.bn_momentum = bn_momentum
+        cdtype = compute_dtype(dtype)
+        self.dtype = cdtype.name
         first = _make_divisible(32 * width, 8)
         self.stem_conv = nnx.Conv(
             in_channels,
@@ -202,9 +259,11 @@ class MobileNetV2(nnx.Module):
             padding="VALID",
             use_bias=False,
             kernel_init=_KERNEL_INIT,
+            dtype=cdtype,
+            param_dtype=jnp.float32,
             rngs=rngs,
         )
-        self.stem_bn = _bn(first, bn_momentum, rngs)
+        self.stem_bn = _bn(first, bn_momentum, rngs, cdtype)
         blocks = []
         cin = first
         for t, c, n, s in BLOCK_SPECS:
@@ -218,6 +277,7 @@ class MobileNetV2(nnx.Module):
                     expand=len(blocks) > 0,
                     depthwise=depthwise,
                     bn_momentum=bn_momentum,
+                    dtype=cdtype,
                     rngs=rngs,
                 )
                 blocks.append(block)
@@ -225,8 +285,8 @@ class MobileNetV2(nnx.Module):
         self.blocks = nnx.List(blocks)
         # Keras widens the head only for alpha > 1; narrow nets keep 1280 features.
         last = _make_divisible(1280 * width, 8) if width > 1.0 else 1280
-        self.head_conv = _conv1x1(cin, last, rngs)
-        self.head_bn = _bn(last, bn_momentum, rngs)
+        self.head_conv = _conv1x1(cin, last, rngs, cdtype)
+        self.head_bn = _bn(last, bn_momentum, rngs, cdtype)
         self.classifier = nnx.Linear(last, num_classes, kernel_init=_KERNEL_INIT, rngs=rngs)
 
     def set_depthwise(self, depthwise: str) -> None:
@@ -239,12 +299,12 @@ class MobileNetV2(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         # Keras 'same' for stride 2 equals correct_pad: (0, 1) on even sides, (1, 1) on odd ones.
         pad = correct_pad((x.shape[1], x.shape[2]), 3)
-        x = jnp.pad(x, ((0, 0), pad[0], pad[1], (0, 0)))
+        x = jnp.pad(x.astype(self.dtype), ((0, 0), pad[0], pad[1], (0, 0)))
         x = relu6(self.stem_bn(self.stem_conv(x)))
         for block in self.blocks:
             x = block(x)
         x = relu6(self.head_bn(self.head_conv(x)))
-        x = jnp.mean(x, axis=(1, 2))
+        x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))  # pooled and classified in float32
         return self.classifier(x)
 
 
@@ -253,3 +313,69 @@ def count_parameters(model: nnx.Module, include_batch_stats: bool = True) -> int
     filters = (nnx.Param, nnx.BatchStat) if include_batch_stats else (nnx.Param,)
     state = nnx.state(model, nnx.Any(*filters))
     return int(sum(x.size for x in jax.tree_util.tree_leaves(state)))
+
+
+def _keras_layer_names(model: MobileNetV2) -> list[tuple[str, nnx.Module, str]]:
+    """Return (keras layer name, our module, kind) for every weighted layer, in Keras order."""
+    names: list[tuple[str, nnx.Module, str]] = [
+        ("Conv1", model.stem_conv, "conv"),
+        ("bn_Conv1", model.stem_bn, "bn"),
+    ]
+    for i, block in enumerate(model.blocks):
+        prefix = "expanded_conv_" if i == 0 else f"block_{i}_"
+        if block.expand:
+            names += [
+                (prefix + "expand", block.expand_conv, "conv"),
+                (prefix + "expand_BN", block.expand_bn, "bn"),
+            ]
+        names += [
+            (prefix + "depthwise", block.depthwise.conv, "depthwise"),
+            (prefix + "depthwise_BN", block.depthwise_bn, "bn"),
+            (prefix + "project", block.project_conv, "conv"),
+            (prefix + "project_BN", block.project_bn, "bn"),
+        ]
+    names += [
+        ("Conv_1", model.head_conv, "conv"),
+        ("Conv_1_bn", model.head_bn, "bn"),
+        ("predictions", model.classifier, "dense"),
+    ]
+    return names
+
+
+def load_keras_weights(model: MobileNetV2, keras_model: Any) -> MobileNetV2:
+    """Copy the weights of a ``keras.applications.MobileNetV2`` into `model` (in place) and return it.
+
+    The Keras model must have the same width (alpha), input channels and classes, and include its
+    top (``include_top=True``). Layers are matched by Keras' layer names (``Conv1``,
+    ``block_<i>_expand``, ``..._BN`` ...); BatchNorm gamma/beta and moving mean/variance are all
+    copied; depthwise kernels (3, 3, C, 1) are reshaped to our (3, 3, 1, C). Any missing layer or
+    shape mismatch raises ValueError naming the layer.
+    """
+    for name, module, kind in _keras_layer_names(model):
+        try:
+            layer = keras_model.get_layer(name)
+        except ValueError as err:
+            raise ValueError(f"Keras model has no layer {name!r} (not a MobileNetV2?)") from err
+        weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+        if kind == "bn":
+            if len(weights) != 4:
+                raise ValueError(
+                    f"{name}: expected gamma, beta, mean, variance; got {len(weights)}"
+                )
+            targets = [module.scale, module.bias, module.mean, module.var]
+        elif kind == "dense":
+            targets = [module.kernel, module.bias]
+        else:
+            targets = [module.kernel]
+            if kind == "depthwise" and weights:
+                k = weights[0]  # Keras (3, 3, C, 1) -> ours (3, 3, 1, C)
+                weights[0] = k.reshape(k.shape[0], k.shape[1], 1, k.shape[2] * k.shape[3])
+        if len(weights) != len(targets):
+            raise ValueError(f"{name}: Keras has {len(weights)} weights, we expect {len(targets)}")
+        for target, value in zip(targets, weights, strict=True):
+            if tuple(target.shape) != value.shape:
+                raise ValueError(
+                    f"{name}: Keras weight of shape {value.shape} does not fit ours {target.shape}"
+                )
+            target.set_value(jnp.asarray(value, target.get_value().dtype))
+    return model

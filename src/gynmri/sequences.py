@@ -48,6 +48,14 @@ def sequence_names(rules: list[dict]) -> set[str]:
     return {r["name"] for r in rules if "name" in r}
 
 
+def check_known(use: list[str], rules: list[dict], where: str) -> None:
+    """Raise ValueError when ``use`` names a sequence that no rule gives."""
+    unknown = sorted(set(use) - sequence_names(rules))
+    if unknown:
+        raise ValueError(f"config sequences/use names {unknown}, which no rule in {where} gives: "
+                         "add a rule there or fix the names")  # fmt: skip
+
+
 def _matches(rule: dict, series: Series) -> bool:
     if "description" in rule and not re.search(rule["description"], series.text, re.IGNORECASE):
         return False

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 from gynmri.cases import load_cases, read_slice_ranges
 from gynmri.config import ConfigError, check_consistency
 from gynmri.folds import LeakageError, split, update_lock
-from gynmri.sequences import load_rules, sequence_names
+from gynmri.sequences import check_known, load_rules
 
 
 validate(config, schema="../../config/schema.yaml")
@@ -47,12 +47,10 @@ def shipped(path):
 
 
 RULES_FILE = shipped(config["sequences"]["rules"])
-_unknown = sorted(set(SEQUENCES) - sequence_names(load_rules(RULES_FILE)))
-if _unknown:
-    raise WorkflowError(
-        f"config sequences/use names {_unknown}, which no rule in {RULES_FILE} gives: "
-        "add a rule there or fix the names"
-    )
+try:
+    check_known(SEQUENCES, load_rules(RULES_FILE), RULES_FILE)
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 
 
 wildcard_constraints:

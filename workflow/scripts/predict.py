@@ -14,8 +14,10 @@ os.environ.setdefault(
 
 from gynmri.crossval import predict_fold  # noqa: E402
 from gynmri.runlog import start  # noqa: E402
+from gynmri.train import enable_compilation_cache  # noqa: E402
 
 start(snakemake.log[0])
+enable_compilation_cache(Path(os.environ.get("GYNMRI_JAX_CACHE", ".cache/jax")).resolve())
 predict_fold(
     Path(snakemake.input.model),
     snakemake.input.slices,

@@ -19,7 +19,7 @@ from gynmri.train import enable_compilation_cache  # noqa: E402
 
 log = start(snakemake.log[0])
 # Jobs with the same architecture reuse each other's compiled step (saves ~15 s per job).
-enable_compilation_cache(Path(".cache/jax").resolve())
+enable_compilation_cache(Path(os.environ.get("GYNMRI_JAX_CACHE", ".cache/jax")).resolve())
 train_fold(
     snakemake.input.slices,
     snakemake.params.patients,
@@ -30,4 +30,8 @@ train_fold(
     snakemake.params.train,
     Path(snakemake.output.model),
     Path(snakemake.output.history),
+    # Outside the outputs, so that Snakemake keeps it when a killed job is rerun: it resumes.
+    checkpoint_dir=Path("results/checkpoints")
+    / snakemake.wildcards.sequence
+    / f"fold{snakemake.wildcards.fold}",
 )
