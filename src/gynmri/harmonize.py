@@ -28,22 +28,6 @@ class SeriesError(ValueError):
     """A series cannot be stacked into a volume (the message says why)."""
 
 
-# Thin re-exports of gynmri.volumes for callers that hold only this module; imported lazily
-# because gynmri.volumes imports SeriesError from here.
-def build_volumes(series):
-    """Return gynmri.volumes.build_volumes(series): (volumes, warnings)."""
-    from gynmri.volumes import build_volumes
-
-    return build_volumes(series)
-
-
-def choose_volume(volumes, wanted_bvalue: str | float = "highest"):
-    """Return gynmri.volumes.choose_volume(volumes, wanted_bvalue)."""
-    from gynmri.volumes import choose_volume
-
-    return choose_volume(volumes, wanted_bvalue)
-
-
 def centre_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
     """Return the physical centre of the mask's foreground, or of the image when there is none."""
     if mask is not None:
