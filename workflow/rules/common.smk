@@ -21,6 +21,7 @@ except ConfigError as err:
 SYNTHETIC = bool(config["cohort"].get("synthetic"))
 CASES = load_cases(config)  # patient (key), patient_dir, center, label, label_index
 PATIENTS = CASES["patient"].tolist()
+CASES_BY_KEY = CASES.set_index("patient", drop=False)  # indexed once: input functions look up per job
 RANGES = read_slice_ranges(config["cohort"].get("slice_ranges"))  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
 FOLDS = list(range(config["folds"]["k"]))
@@ -61,12 +62,7 @@ wildcard_constraints:
 
 def case(wildcards):
     """Return the cases-table row of a patient key."""
-    return CASES.set_index("patient").loc[wildcards.patient]
-
-
-def cases_table():
-    """Return the cases table path (a workflow output for synthetic cohorts)."""
-    return config["cohort"]["cases"]
+    return CASES_BY_KEY.loc[wildcards.patient]
 
 
 def patient_inputs(wildcards):
