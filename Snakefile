@@ -11,7 +11,11 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless a --configfile is given: a configuration file replaces it whole
+# rather than being merged into it (a merge would mix two tasks' classes and cohorts).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -23,6 +27,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/fusion.smk"
 include: "workflow/rules/readers.smk"
 include: "workflow/rules/report.smk"
 

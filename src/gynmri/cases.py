@@ -26,14 +26,24 @@ def _read_tsv(path: Path, columns: list[str], what: str, key: str) -> pd.DataFra
     return table
 
 
-def read_cases_table(path: str | Path, classes: list[str]) -> pd.DataFrame:
+def covariate_columns(config: dict) -> list[str]:
+    """Return the clinical covariate columns the config uses (fusion/covariates), in order."""
+    return list((config.get("fusion") or {}).get("covariates") or {})
+
+
+def read_cases_table(
+    path: str | Path, classes: list[str], covariates: list[str] = ()
+) -> pd.DataFrame:
     """Return the cases table at ``path`` checked against the configured classes.
+
+    ``covariates``: further columns to keep (clinical data); they must exist, and may have
+    empty cells (missing values, imputed later from training patients only).
 
     Raises:
         CasesError: missing file or columns, empty cells, unknown labels, repeated patients.
     """
     path = Path(path)
-    table = _read_tsv(path, CASE_COLUMNS, "cases table", "cohort/cases")
+    table = _read_tsv(path, CASE_COLUMNS + list(covariates), "cases table", "cohort/cases")
     for col in CASE_COLUMNS:
         empty = table.index[table[col].str.strip() == ""]
         if len(empty):
@@ -51,23 +61,30 @@ def read_cases_table(path: str | Path, classes: list[str]) -> pd.DataFrame:
         raise CasesError(
             f"cases table {path}: patient_dir repeated on rows {[i + 2 for i in table.index[dup]]}"
         )
-    return table[CASE_COLUMNS]
+    return table[CASE_COLUMNS + list(covariates)]
 
 
 def load_cases(config: dict) -> pd.DataFrame:
     """Return the cases with their pseudonymous key and class index, sorted by key.
 
+    Clinical covariate columns named in config fusion/covariates come along after the others.
+
     For a synthetic cohort the table is planned from the config (cheap, no files needed), so
     the workflow can plan before the cohort is written.
     """
     classes = config["task"]["classes"]
+    covariates = covariate_columns(config)
     synthetic = config["cohort"].get("synthetic")
     if synthetic:
         from gynmri.synth import plan_cohort
 
-        table = plan_cohort(synth_spec(synthetic))[CASE_COLUMNS]
+        plan = plan_cohort(synth_spec(synthetic))
+        unknown = [c for c in covariates if c not in plan]
+        if unknown:
+            raise CasesError(f"fusion/covariates {unknown}: the synthetic cohort has {list(plan)}")
+        table = plan[CASE_COLUMNS + covariates]
     else:
-        table = read_cases_table(config["cohort"]["cases"], classes)
+        table = read_cases_table(config["cohort"]["cases"], classes, covariates)
     secret = load_secret(config.get("deid", {}), synthetic=bool(synthetic))
     table = table.assign(
         patient=[

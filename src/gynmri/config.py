@@ -48,6 +48,20 @@ def check_consistency(config: dict) -> None:
         raise ConfigError(f"config key 'task/positive': {unknown} not in task/classes {classes}")
     if set(config["task"]["positive"]) == set(classes):
         raise ConfigError("config key 'task/positive': cannot name every class as positive")
+    for name, members in (config["task"].get("summaries") or {}).items():
+        unknown = [c for c in members if c not in classes]
+        if unknown:
+            raise ConfigError(
+                f"config key 'task/summaries/{name}': {unknown} not in task/classes {classes}"
+            )
+        if set(members) == set(classes):
+            raise ConfigError(
+                f"config key 'task/summaries/{name}': cannot name every class as positive"
+            )
+    fusion = config.get("fusion") or {}
+    unknown = sorted(set(fusion.get("sequences") or []) - set(config["sequences"]["use"]))
+    if unknown:
+        raise ConfigError(f"config key 'fusion/sequences': {unknown} not in sequences/use")
     synthetic = config["cohort"].get("synthetic")
     if synthetic:
         extra = sorted(set(synthetic["patients_per_class"]) - set(classes))

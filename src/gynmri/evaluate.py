@@ -8,6 +8,13 @@ Confidence intervals (:func:`metrics_with_ci`) are patient-level: Wilson interva
 proportions, a seeded percentile bootstrap over patients for SS-Avg and AUC. They are off by
 default (``n_boot=0``) and switched on by passing ``n_boot`` to :func:`evaluate_all`.
 
+Three or more classes are also evaluated as such
+(:func:`multiclass_metrics`): the predicted class is the most probable one, each class gets
+one-vs-rest sensitivity, specificity, SS-Avg and AUC, their means are the macro SS-Avg and macro
+AUC, and the K x K confusion matrix is kept in long form. Named binary summaries (task
+``summaries``: a name and the classes it counts as positive) are binary metrics of the same
+scores with their own positive classes (:func:`summary_metrics`).
+
 Decision thresholds are either fixed or fitted (:func:`choose_threshold`); a fitted threshold
 must come from training data only, so :func:`per_fold_thresholds` fits the threshold of each
 test fold on the other folds' out-of-fold scores and never on the fold it is applied to.
@@ -22,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from .stats import auc_rows, bootstrap_ci, ss_avg_rows, wilson_interval
+from .stats import auc_rows, bootstrap_ci, ss_avg_rows, vectorised, wilson_interval
 
 PREDICTION_KEYS = ["patient", "sequence", "fold", "label"]
 #: Proportions that get Wilson intervals: metric -> (successes, trials) from the confusion counts.
@@ -35,6 +42,10 @@ WILSON_METRICS = {
 }
 #: Metrics that get percentile-bootstrap intervals over patients.
 BOOTSTRAP_METRICS = ("ss_avg", "auc")
+#: Multi-class summary columns added to every sequence and ensemble row.
+MACRO_METRICS = ("top1_accuracy", "macro_ss_avg", "macro_auc")
+#: What ensembles can be ranked by (config evaluate/rank_by).
+RANK_METRICS = ("ss_avg", "auc", "macro_ss_avg", "macro_auc")
 
 
 def prob_columns(classes: list[str]) -> list[str]:
@@ -132,7 +143,7 @@ def choose_threshold(y_true: np.ndarray, score: np.ndarray, rule) -> float:
 
     ``rule``: ``"fixed:<x>"`` (or a number) returns x; ``"youden"`` returns the score that
     maximises sensitivity + specificity (Youden's J) on ``y_true``/``score``, ties going to the
-    lowest such threshold (the most sensitive; a missed sarcoma costs most).
+    lowest such threshold (the most sensitive; a missed positive case costs most).
 
     A fitted threshold is part of the model: fit it on TRAINING data only (the other folds, see
     :func:`per_fold_thresholds`), never on the patients it is evaluated on.
@@ -197,8 +208,15 @@ def _thresholds(scores: pd.DataFrame, positive: list[str], threshold: float, thr
     return scores["fold"].map(per_fold).to_numpy(float), per_fold
 
 
+def _macro(scores: pd.DataFrame, classes: list[str] | None, n_boot: int, seed: int) -> dict:
+    """Return the multi-class summary columns of a score set ({} when ``classes`` is None)."""
+    if classes is None:
+        return {}
+    return multiclass_metrics(scores, classes, n_boot=n_boot, seed=seed)[0]
+
+
 def _metrics_rows(scores: pd.DataFrame, positive: list[str], threshold: float, n_boot: int = 0,
-                  seed: int = 0, threshold_rule=None, **ids) -> list[dict]:  # fmt: skip
+                  seed: int = 0, threshold_rule=None, classes=None, **ids) -> list[dict]:  # fmt: skip
     """Return pooled ('all') and per-fold metric rows for one set of patient scores.
 
     With ``n_boot > 0`` every row gets Wilson intervals and the pooled row also bootstrap
@@ -212,7 +230,7 @@ def _metrics_rows(scores: pd.DataFrame, positive: list[str], threshold: float, n
     row_thr, per_fold = _thresholds(scores, positive, threshold, threshold_rule)
     extra = {"threshold": np.nan} if per_fold is not None else {}
     rows.append({**ids, "fold": "all", **_row_metrics(truth, score, row_thr, n_boot, seed, True),
-                 **extra})  # fmt: skip
+                 **extra, **_macro(scores, classes, n_boot, seed)})  # fmt: skip
     for fold, part in scores.groupby("fold"):
         t = part["label"].isin(positive).to_numpy()
         thr = threshold if per_fold is None else per_fold[fold]
@@ -223,14 +241,28 @@ def _metrics_rows(scores: pd.DataFrame, positive: list[str], threshold: float, n
                 "fold": str(fold),
                 **_row_metrics(t, positive_score(part, positive), thr, n_boot, seed, False),
                 **extra,
+                **_macro(part, classes, 0, seed),
             }
         )
     return rows
 
 
+def pooled_metrics(scores: pd.DataFrame, positive: list[str], threshold: float, *,
+                   classes: list[str] | None = None, n_boot: int = 0, seed: int = 0,
+                   threshold_rule=None) -> dict:  # fmt: skip
+    """Return the pooled metrics row of one set of patient scores (as in :func:`sequence_metrics`)."""
+    row = _metrics_rows(scores, positive, threshold, n_boot, seed, threshold_rule, classes)[0]
+    row.pop("fold")
+    return row
+
+
 def sequence_metrics(scores: pd.DataFrame, positive: list[str], threshold: float, *,
-                     n_boot: int = 0, seed: int = 0, threshold_rule=None) -> pd.DataFrame:  # fmt: skip
+                     n_boot: int = 0, seed: int = 0, threshold_rule=None,
+                     classes: list[str] | None = None) -> pd.DataFrame:  # fmt: skip
     """Return metrics per sequence, pooled over out-of-fold patients and per fold.
+
+    ``classes``: add the multi-class columns :data:`MACRO_METRICS` (and their bootstrap
+    intervals on pooled rows).
 
     ``n_boot > 0`` adds confidence-interval columns (see :func:`metrics_with_ci`; the bootstrap
     only on the pooled rows). ``threshold_rule`` (e.g. "youden") replaces the fixed
@@ -239,7 +271,7 @@ def sequence_metrics(scores: pd.DataFrame, positive: list[str], threshold: float
     rows = []
     for sequence, part in scores.groupby("sequence", sort=False):
         rows.extend(_metrics_rows(part, positive, threshold, n_boot, seed, threshold_rule,
-                                  sequence=sequence))  # fmt: skip
+                                  classes, sequence=sequence))  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -265,8 +297,12 @@ def combine_sequences(
 
 def ensemble_metrics(scores: pd.DataFrame, sequences: list[str], classes: list[str], positive: list[str],
                      threshold: float, rule: str, *, n_boot: int = 0, seed: int = 0,
-                     threshold_rule=None) -> pd.DataFrame:  # fmt: skip
-    """Return pooled metrics of every non-empty combination of sequences, best SS-Avg first.
+                     threshold_rule=None, rank_by: str = "ss_avg") -> pd.DataFrame:  # fmt: skip
+    """Return pooled metrics of every non-empty combination of sequences, best first.
+
+    Rows carry the binary metrics of the positive classes and the multi-class columns
+    :data:`MACRO_METRICS`; ``rank_by`` (ss_avg, auc, macro_ss_avg, macro_auc) orders them,
+    ties going to the higher AUC and then to fewer sequences.
 
     ``n_boot > 0`` adds confidence-interval columns (:func:`metrics_with_ci`); each combination
     then costs one bootstrap (about 0.1 s for 2000 resamples of 263 patients), so with many
@@ -286,11 +322,14 @@ def ensemble_metrics(scores: pd.DataFrame, sequences: list[str], classes: list[s
                 "ensemble": "+".join(members), "n_sequences": size,
                 "patients_missing_a_sequence": int((combined["n_members"] < size).sum()),
                 "patients_without_any": all_patients - len(combined),
-                **metrics,
+                **metrics, **_macro(combined, classes, n_boot, seed),
             })  # fmt: skip
     table = pd.DataFrame(rows)
+    if rank_by not in table:
+        raise ValueError(f"cannot rank ensembles by '{rank_by}' ({', '.join(RANK_METRICS)})")
+    second = "macro_auc" if rank_by.startswith("macro") else "auc"
     return table.sort_values(
-        ["ss_avg", "auc", "n_sequences"], ascending=[False, False, True]
+        [rank_by, second, "n_sequences"], ascending=[False, False, True]
     ).reset_index(drop=True)
 
 
@@ -327,10 +366,11 @@ def evaluate_all(predictions: pd.DataFrame, folds: pd.DataFrame, classes: list[s
     check_out_of_fold(predictions, folds)
     scores = patient_scores(predictions, classes, cfg["aggregate"])
     opts = {"n_boot": n_boot, "seed": seed, "threshold_rule": threshold_rule}
-    per_sequence = sequence_metrics(scores, positive, cfg["threshold"], **opts)
+    per_sequence = sequence_metrics(scores, positive, cfg["threshold"], classes=classes, **opts)
     ensembles = ensemble_metrics(
-        scores, sequences, classes, positive, cfg["threshold"], cfg["combine"], **opts
-    )
+        scores, sequences, classes, positive, cfg["threshold"], cfg["combine"],
+        rank_by=cfg.get("rank_by", "ss_avg"), **opts,
+    )  # fmt: skip
     curves = [roc_points(scores[scores["sequence"] == s], positive, s) for s in sequences]
     best = ensembles[ensembles["n_sequences"] > 1]
     if len(best):
@@ -338,3 +378,167 @@ def evaluate_all(predictions: pd.DataFrame, folds: pd.DataFrame, classes: list[s
         combined = combine_sequences(scores, tuple(name.split("+")), classes, cfg["combine"])
         curves.append(roc_points(combined, positive, f"ensemble {name}"))
     return per_sequence, ensembles, pd.concat(curves, ignore_index=True)
+
+
+# --- several classes -------------------------------------------------------------------------
+
+
+def predicted_class(scores: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """Return each row's most probable class index (ties go to the earlier class)."""
+    return scores[prob_columns(classes)].to_numpy().argmax(axis=1)
+
+
+def _class_index(scores: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """Return each row's true class index; raise ValueError on a label outside ``classes``."""
+    unknown = sorted(set(scores["label"]) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the task classes {classes}")
+    return scores["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+
+
+def _macro_rows(probs: np.ndarray, n_classes: int, what: str):
+    """Return a vectorised macro metric over bootstrap rows of (true class, patient index).
+
+    ``bootstrap_ci`` resamples 1-D arrays; here ``y`` holds true class indices and ``s`` the
+    patient indices into ``probs`` (n, K), so one resample picks whole patients.
+    """
+    pred_all = probs.argmax(axis=1)
+
+    @vectorised
+    def macro(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+        values = []
+        for c in range(n_classes):
+            truth = y == c
+            if what == "auc":
+                values.append(auc_rows(truth, probs[s, c]))
+                continue
+            called = pred_all[s] == c
+            n_pos, n_neg = truth.sum(axis=1), (~truth).sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sens = (called & truth).sum(axis=1) / n_pos
+                spec = (~called & ~truth).sum(axis=1) / n_neg
+            values.append(np.where((n_pos > 0) & (n_neg > 0), (sens + spec) / 2, np.nan))
+        return np.mean(values, axis=0)  # NaN when a class is missing from the resample
+
+    return macro
+
+
+def multiclass_metrics(scores: pd.DataFrame, classes: list[str], *, n_boot: int = 0,
+                       seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Return (macro summary, per-class rows, confusion counts) of most-probable-class calls.
+
+    Per class c (one vs rest): sensitivity = share of class-c patients called c, specificity =
+    share of the others not called c, SS-Avg their mean, AUC of p_c. The summary holds
+    ``top1_accuracy``, ``macro_ss_avg`` and ``macro_auc`` (means over the classes; NaN when a
+    class has no patient) and, with ``n_boot > 0``, percentile-bootstrap intervals of the macro
+    metrics over patients. The confusion table has one row per (true, predicted) class pair,
+    zeros included.
+    """
+    truth = _class_index(scores, classes)
+    probs = scores[prob_columns(classes)].to_numpy(float)
+    pred = probs.argmax(axis=1)
+    rows = []
+    for c, name in enumerate(classes):
+        y, called = truth == c, pred == c
+        tp, fn = int((called & y).sum()), int((~called & y).sum())
+        fp, tn = int((called & ~y).sum()), int((~called & ~y).sum())
+        sens = tp / (tp + fn) if tp + fn else np.nan
+        spec = tn / (tn + fp) if tn + fp else np.nan
+        auc = roc_auc_score(y, probs[:, c]) if 0 < y.sum() < len(y) else np.nan
+        rows.append({"class": name, "n": int(y.sum()), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+                     "sensitivity": sens, "specificity": spec,
+                     "ss_avg": (sens + spec) / 2, "auc": auc})  # fmt: skip
+    per_class = pd.DataFrame(rows)
+    summary = {
+        "top1_accuracy": float((pred == truth).mean()) if len(truth) else np.nan,
+        "macro_ss_avg": float(per_class["ss_avg"].mean(skipna=False)),
+        "macro_auc": float(per_class["auc"].mean(skipna=False)),
+    }
+    if n_boot > 0:
+        index = np.arange(len(truth))
+        for what in ("ss_avg", "auc"):
+            ci = bootstrap_ci(truth, index, _macro_rows(probs, len(classes), what), n_boot,
+                              seed=seed)  # fmt: skip
+            summary[f"macro_{what}_lo"], summary[f"macro_{what}_hi"] = ci
+    counts = pd.crosstab(
+        pd.Categorical(np.asarray(classes)[truth], categories=classes),
+        pd.Categorical(np.asarray(classes)[pred], categories=classes),
+        dropna=False,
+    )
+    confusion = (
+        counts.rename_axis(index="true", columns="predicted").stack().rename("n").reset_index()
+    )
+    confusion["true"] = confusion["true"].astype(str)
+    confusion["predicted"] = confusion["predicted"].astype(str)
+    return summary, per_class, confusion
+
+
+def summary_metrics(scores: pd.DataFrame, summaries: dict[str, list[str]], threshold, *,
+                    n_boot: int = 0, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Return one row of binary metrics per named summary (name -> its positive classes).
+
+    Each summary calls a patient positive when the summed probability of its positive classes
+    reaches ``threshold``; intervals as in :func:`metrics_with_ci` when ``n_boot > 0``.
+    """
+    rows = []
+    for name, positive in summaries.items():
+        truth = scores["label"].isin(positive).to_numpy()
+        row = _row_metrics(truth, positive_score(scores, positive), threshold, n_boot, seed, True)
+        rows.append({"summary": name, "positive": "+".join(positive), **row})
+    return pd.DataFrame(rows)
+
+
+def task_summaries(task: dict) -> dict[str, list[str]]:
+    """Return the task's named binary summaries; the positive classes when none is configured."""
+    named = task.get("summaries") or {}
+    return dict(named) if named else {"+".join(task["positive"]) + "_vs_rest": task["positive"]}
+
+
+def score_sets(predictions: pd.DataFrame, classes: list[str], sequences: list[str],
+               cfg: dict) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Return patient scores of every sequence and every ensemble of 2+ sequences, by name."""
+    scores = patient_scores(predictions, classes, cfg["aggregate"])
+    out = {s: scores[scores["sequence"] == s] for s in sequences}
+    for size in range(2, len(sequences) + 1):
+        for members in combinations(sequences, size):
+            out["+".join(members)] = combine_sequences(scores, members, classes, cfg["combine"])
+    return out
+
+
+def class_tables(sets: dict[str, pd.DataFrame], classes: list[str], summaries: dict[str, list[str]],
+                 threshold, *, n_boot: int = 0, seed: int = 0,
+                 kinds: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """Return the per-class, confusion and binary-summary tables of named patient-score sets.
+
+    ``sets``: name -> patient scores (patient, fold, label, p_<class>); ``kinds``: name -> what
+    the set is (sequence, ensemble, fusion), written in a ``kind`` column. Keys of the result:
+    ``classes`` (one row per set and class plus a 'macro' row), ``confusion`` and ``summaries``.
+    """
+    kinds = kinds or {}
+    per_class, confusion, binary = [], [], []
+    for name, scores in sets.items():
+        ids = {"scores": name, "kind": kinds.get(name, "")}
+        summary, rows, counts = multiclass_metrics(scores, classes, n_boot=n_boot, seed=seed)
+        per_class.append(rows.assign(**ids))
+        macro = {"class": "macro", "n": len(scores), "sensitivity": rows["sensitivity"].mean(),
+                 "specificity": rows["specificity"].mean(), "ss_avg": summary["macro_ss_avg"],
+                 "auc": summary["macro_auc"], "top1_accuracy": summary["top1_accuracy"]}  # fmt: skip
+        macro.update(
+            {k.removeprefix("macro_"): v for k, v in summary.items() if k.endswith(("_lo", "_hi"))}
+        )
+        per_class.append(pd.DataFrame([{**macro, **ids}]))
+        confusion.append(counts.assign(**ids))
+        binary.append(
+            summary_metrics(scores, summaries, threshold, n_boot=n_boot, seed=seed).assign(**ids)
+        )
+    front = ["scores", "kind"]
+
+    def ordered(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        table = pd.concat(frames, ignore_index=True)
+        return table[front + [c for c in table.columns if c not in front]]
+
+    return {
+        "classes": ordered(per_class),
+        "confusion": ordered(confusion),
+        "summaries": ordered(binary),
+    }

@@ -19,7 +19,7 @@ role's readers pooled) and for the model on the same patients. Pooled calls of s
 on the same patients are not independent, so the Wilson intervals of role rows are too narrow;
 read them as descriptive. :func:`reader_tests` gives paired McNemar tests; there a role's call on
 a patient is the majority vote of its readers, **a tie counting as a positive call** (a
-sarcoma call: the cautious reading).
+positive call is the cautious reading).
 """
 
 from __future__ import annotations

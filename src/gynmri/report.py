@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 METRIC_COLUMNS = ["n", "accuracy", "sensitivity", "specificity", "ss_avg", "auc"]
+AUC_COLUMNS = ("auc", "macro_auc")  # shown as 0.xxx, the other metrics as percentages
 VERSIONED = [
     "gynmri",
     "snakemake",
@@ -66,26 +67,41 @@ def operating_points(sequences: pd.DataFrame, ensembles: pd.DataFrame) -> pd.Dat
     return pd.concat([seq, ens], ignore_index=True)
 
 
-def plot_confusion(sequences: pd.DataFrame, ensembles: pd.DataFrame, positive: list[str],
-                   out: str | Path, n_ensembles: int = 3) -> None:  # fmt: skip
-    """Write patient-level confusion matrices of every sequence and the best ensembles to a PNG."""
-    pooled = sequences[sequences["fold"].astype(str) == "all"]
-    panels = [(r["sequence"], r) for _, r in pooled.iterrows()]
-    best = ensembles[ensembles["n_sequences"] > 1].head(n_ensembles)
-    panels += [(r["ensemble"], r) for _, r in best.iterrows()]
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(2.6 * len(panels), 2.9), dpi=100, squeeze=False
-    )
-    pos, neg = "+".join(positive), "other"
-    for ax, (name, r) in zip(axes[0], panels, strict=True):
-        matrix = [[r["tn"], r["fp"]], [r["fn"], r["tp"]]]
+def confusion_panels(sequences: list[str], ensembles: pd.DataFrame, n_ensembles: int = 3,
+                     fused: list[str] = ()) -> list[str]:  # fmt: skip
+    """Return the score sets whose confusion matrices are drawn: sequences, best ensembles, fused."""
+    best = ensembles[ensembles["n_sequences"] > 1].head(n_ensembles)["ensemble"].tolist()
+    return [*sequences, *best, *fused]
+
+
+def plot_confusion(confusion: pd.DataFrame, classes: list[str], panels: list[str],
+                   out: str | Path) -> None:  # fmt: skip
+    """Write the patient-level K x K confusion matrices of the ``panels`` score sets to a PNG.
+
+    ``confusion``: long table (scores, true, predicted, n) as ``gynmri.evaluate.class_tables``
+    writes it; rows are true classes, columns predicted ones, in task class order.
+    """
+    k = len(classes)
+    size = 2.2 + 0.45 * k
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.4), dpi=100,
+                             squeeze=False)  # fmt: skip
+    for ax, name in zip(axes[0], panels, strict=True):
+        part = confusion[confusion["scores"] == name]
+        matrix = (
+            part.pivot_table(index="true", columns="predicted", values="n", aggfunc="sum")
+            .reindex(index=classes, columns=classes)
+            .fillna(0)
+            .to_numpy(int)
+        )
         ax.imshow(matrix, cmap="Blues", vmin=0)
-        for i in range(2):
-            for j in range(2):
-                ax.text(j, i, int(matrix[i][j]), ha="center", va="center", fontsize=12)
-        ax.set_xticks([0, 1], [neg, pos], fontsize=8)
-        ax.set_yticks([0, 1], [neg, pos], fontsize=8)
-        ax.set_xlabel("predicted", fontsize=8)
+        for i in range(k):
+            for j in range(k):
+                dark = matrix[i, j] > matrix.max() * 0.6
+                ax.text(j, i, matrix[i, j], ha="center", va="center", fontsize=11,
+                        color="white" if dark else "black")  # fmt: skip
+        ax.set_xticks(range(k), classes, fontsize=7, rotation=30 if k > 2 else 0)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        ax.set_xlabel("predicted (most probable)", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
@@ -141,10 +157,10 @@ def _fmt(value, percent: bool) -> str:
 def _table(df: pd.DataFrame, percent: list[str] = ()) -> str:
     """Return an HTML table; metrics with ``_lo``/``_hi`` columns are shown as 'value (lo-hi)'."""
     df = df.copy()
-    for col in [*percent, "auc"]:
+    for col in [*percent, *AUC_COLUMNS]:
         if col not in df:
             continue
-        is_pct = col != "auc"
+        is_pct = col not in AUC_COLUMNS
         lo, hi = f"{col}_lo", f"{col}_hi"
         text = df[col].map(lambda v, p=is_pct: _fmt(v, p) + (" %" if p and pd.notna(v) else ""))
         if lo in df and hi in df:
@@ -190,10 +206,17 @@ footer{margin-top:3em;font-size:.8em;color:#666;border-top:1px solid #ccc;paddin
 
 def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.DataFrame,
                 sequences: pd.DataFrame, ensembles: pd.DataFrame, roc_png: str, training_png: str,
-                confusion_png: str, readers: pd.DataFrame | None = None,
-                reader_tests: pd.DataFrame | None = None, readers_png: str | None = None) -> str:  # fmt: skip
-    """Return the report as one self-contained HTML page (figures embedded)."""
+                confusion_png: str, classes: pd.DataFrame | None = None,
+                summaries: pd.DataFrame | None = None, readers: pd.DataFrame | None = None,
+                reader_tests: pd.DataFrame | None = None, readers_png: str | None = None,
+                fusion: dict[str, pd.DataFrame] | None = None) -> str:  # fmt: skip
+    """Return the report as one self-contained HTML page (figures embedded).
+
+    ``classes``/``summaries``: the per-class and binary-summary tables of the evaluation;
+    ``fusion``: the fusion tables by name (metrics, coefficients, classes, summaries).
+    """
     prov = provenance(config)
+    multiclass = len(task["classes"]) > 2
     pooled = sequences[sequences["fold"].astype(str) == "all"].drop(columns="fold")
     folds = sequences[sequences["fold"].astype(str) != "all"]
     excluded = (
@@ -201,11 +224,14 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
         .sort_values("files", ascending=False)
     )  # fmt: skip
     pct = ["accuracy", "sensitivity", "specificity", "ss_avg", "ppv", "npv"]
-    shown = ["n", "n_positive", *pct, "auc"]
+    macro = ["top1_accuracy", "macro_ss_avg"] if multiclass else []
+    pct += macro
+    shown = ["n", "n_positive", *pct, "auc", *(["macro_auc"] if multiclass else [])]
 
     def keep(df: pd.DataFrame, first: list[str]) -> pd.DataFrame:
         """Return the identifying columns ``first`` and the metrics of ``df``."""
-        return df[[c for c in df.columns if c in first or c in shown or c.endswith(("_lo", "_hi"))]]
+        ci = tuple(f"{c}{e}" for c in shown for e in ("_lo", "_hi"))
+        return df[[c for c in df.columns if c in first or c in shown or c in ci]]
 
     positive = ", ".join(task["positive"])
     synthetic = "synthetic" in config["cohort"]
@@ -214,11 +240,18 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
                  if ecfg.get("threshold_rule") else f"threshold {ecfg['threshold']} on the positive probability")  # fmt: skip
     ci_note = (f" Intervals: 95 % Wilson for proportions, patient-level bootstrap ({ecfg['bootstrap']} resamples) "
                "for SS-Avg and AUC." if ecfg.get("bootstrap") else "")  # fmt: skip
+    macro_note = (
+        " With several classes the predicted class is the most probable one; top-1 accuracy, macro "
+        "SS-Avg and macro AUC average the one-vs-rest figures over the classes."
+        if multiclass else ""
+    )  # fmt: skip
+    best = ensembles[ensembles["n_sequences"] > 1]["ensemble"].head(1).tolist()
+    focus = [*pooled["sequence"], *best]  # score sets detailed per class and per summary
     parts = [
         f"<h1>gynmri report: {html.escape(task['name'])} ({' / '.join(map(html.escape, task['classes']))})</h1>",
         f'<p class="note">Positive class: {html.escape(positive)}. Metrics are out-of-fold, at patient '
         f"level (slice probabilities aggregated by {ecfg['aggregate']}), {threshold}; SS-Avg is the mean "
-        f"of sensitivity and specificity. {config['folds']['k']} patient-level folds.{ci_note}"
+        f"of sensitivity and specificity. {config['folds']['k']} patient-level folds.{ci_note}{macro_note}"
         + (
             " <b>Cohort: synthetic</b> (generated by the workflow; no real patient)."
             if synthetic
@@ -234,9 +267,55 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
         "<details><summary>Per fold</summary>"
         + _table(keep(folds, ["sequence", "fold"]), pct)
         + "</details>",
-        "<h2>Ensembles over sequences (best SS-Avg first)</h2>",
+        f"<h2>Ensembles over sequences (best {html.escape(ecfg.get('rank_by', 'ss_avg'))} first)</h2>",
         _table(keep(ensembles.head(10), ["ensemble", "patients_missing_a_sequence"]), pct),
+    ]
+    fused = fusion or {}
+    if multiclass and classes is not None:
+        per_class = pd.concat([classes, fused.get("classes", pd.DataFrame())], ignore_index=True)
+        per_class = per_class[per_class["scores"].isin(focus) | (per_class["kind"] == "fusion")]
+        cols = ["scores", "kind", "class", "n", "sensitivity", "specificity", "ss_avg", "auc",
+                "ss_avg_lo", "ss_avg_hi", "auc_lo", "auc_hi"]  # fmt: skip
+        parts += [
+            "<h2>Per class (one vs rest)</h2>",
+            '<p class="note">Sensitivity: share of the class called that class; specificity: share '
+            "of the other patients not called it. 'macro' rows average over the classes.</p>",
+            _table(per_class[[c for c in cols if c in per_class]],
+                   ["sensitivity", "specificity", "ss_avg"]),
+        ]  # fmt: skip
+    if summaries is not None and (multiclass or summaries["summary"].nunique() > 1):
+        both = pd.concat([summaries, fused.get("summaries", pd.DataFrame())], ignore_index=True)
+        both = both[both["scores"].isin(focus) | (both["kind"] == "fusion")]
+        cols = ["scores", "kind", "summary", "positive", "n", "n_positive", *pct[:4], "auc"]
+        cols += [f"{c}{e}" for c in [*pct[:4], "auc"] for e in ("_lo", "_hi")]
+        parts += [
+            "<h2>Binary summaries</h2>",
+            '<p class="note">Each summary calls a patient positive when the summed probability of '
+            "its positive classes reaches the threshold.</p>",
+            _table(both[[c for c in cols if c in both]], pct[:4]),
+        ]
+    if fusion:
+        info = fusion["metrics"]
+        covariates = ", ".join(config["fusion"]["covariates"])
+        parts += [
+            "<h2>Clinical data beside the images</h2>",
+            f'<p class="note">Image-only (the ensemble as is), clinical-only and image+clinical '
+            f"models on the same patients. The two stacked models are logistic regressions fitted, "
+            f"for each test fold, on the other folds' out-of-fold image scores and covariates only "
+            f"({html.escape(covariates)}; missing values imputed from the training patients)."
+            + (" <b>The covariates are SIMULATED</b> (synthetic cohort)." if synthetic else "")
+            + "</p>",
+            _table(keep(info, ["model", "features", "imputed_cells"]), pct),
+            "<details><summary>Coefficients of the image+clinical model fitted on every patient "
+            "(to read, not to evaluate)</summary>"
+            + fusion["coefficients"].to_html(
+                index=False, border=0, classes="t", float_format="%.3f"
+            )
+            + "</details>",
+        ]
+    parts += [
         "<h2>ROC curves</h2>",
+        f'<p class="note">Positive: {html.escape(positive)} vs the rest.</p>' if multiclass else "",
         _png(roc_png),
         "<h2>Confusion matrices</h2>",
         _png(confusion_png),

@@ -6,7 +6,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gynmri.cases import load_cases, read_slice_ranges
+from gynmri.cases import covariate_columns, load_cases, read_slice_ranges
 from gynmri.config import ConfigError, check_consistency
 from gynmri.folds import LeakageError, split, update_lock
 from gynmri.sequences import check_known, load_rules
@@ -98,10 +98,24 @@ def reader_outputs():
     }
 
 
+def fusion_outputs(parts=("metrics", "coefficients", "classes", "confusion", "summaries")):
+    """Return the fusion tables as {'fusion_<part>': path}, or nothing when fusion is off."""
+    if not config.get("fusion"):
+        return {}
+    paths = {
+        "metrics": "results/metrics/fusion.tsv",
+        "coefficients": "results/metrics/fusion_coefficients.tsv",
+        "classes": "results/metrics/fusion_classes.tsv",
+        "confusion": "results/metrics/fusion_confusion.tsv",
+        "summaries": "results/metrics/fusion_summaries.tsv",
+    }
+    return {f"fusion_{part}": paths[part] for part in parts}
+
+
 def final_outputs():
     """Return the targets of a full run."""
     synthetic_cases = [config["cohort"]["cases"]] if SYNTHETIC else []
-    return synthetic_cases + list(reader_outputs().values()) + [
+    return synthetic_cases + list(reader_outputs().values()) + list(fusion_outputs().values()) + [
         "results/report/index.html",
         "results/qc/files.tsv",
         "results/metrics/sequences.tsv",

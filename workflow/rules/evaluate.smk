@@ -1,4 +1,5 @@
-# Slice -> patient scores; metrics per sequence and for every combination of sequences.
+# Slice -> patient scores; metrics per sequence and for every combination of sequences, per class
+# (one vs rest, macro, confusion matrix) and for each named binary summary of the task.
 
 
 rule evaluate:
@@ -21,9 +22,19 @@ rule evaluate:
             category="Metrics",
         ),
         roc="results/metrics/roc.tsv",
+        classes=report(
+            "results/metrics/classes.tsv",
+            caption="../report/classes.rst",
+            category="Metrics",
+        ),
+        confusion="results/metrics/confusion.tsv",
+        summaries=report(
+            "results/metrics/summaries.tsv",
+            caption="../report/summaries.rst",
+            category="Metrics",
+        ),
     params:
-        classes=config["task"]["classes"],
-        positive=config["task"]["positive"],
+        task=config["task"],
         sequences=SEQUENCES,
         evaluate=config["evaluate"],
     log:

@@ -24,7 +24,8 @@ rule roc_figure:
 
 rule confusion_figure:
     input:
-        sequences="results/metrics/sequences.tsv",
+        unpack(lambda wildcards: fusion_outputs(["confusion"])),
+        confusion="results/metrics/confusion.tsv",
         ensembles="results/metrics/ensembles.tsv",
     output:
         png=report(
@@ -33,8 +34,8 @@ rule confusion_figure:
             category="Figures",
         ),
     params:
-        positive=config["task"]["positive"],
         classes=config["task"]["classes"],
+        sequences=SEQUENCES,
     log:
         "results/logs/figures/confusion.log",
     conda:
@@ -67,11 +68,14 @@ rule training_figure:
 rule report_html:
     input:
         unpack(lambda wildcards: reader_outputs()),
+        unpack(lambda wildcards: fusion_outputs()),
         cohort="results/qc/cohort.tsv",
         series="results/qc/series.tsv",
         files="results/qc/files.tsv",
         sequences="results/metrics/sequences.tsv",
         ensembles="results/metrics/ensembles.tsv",
+        classes="results/metrics/classes.tsv",
+        summaries="results/metrics/summaries.tsv",
         roc_png="results/figures/roc.png",
         training_png="results/figures/training.png",
         confusion_png="results/figures/confusion.png",

@@ -19,6 +19,8 @@ def table(name):
     return pd.read_csv(getattr(inp, name), sep="\t") if hasattr(inp, name) else None
 
 
+fusion_parts = ("metrics", "coefficients", "classes", "summaries")
+fusion = {part: table(f"fusion_{part}") for part in fusion_parts if hasattr(inp, f"fusion_{part}")}
 page = render_html(
     task=snakemake.params.task,
     config=snakemake.params.config,
@@ -26,12 +28,15 @@ page = render_html(
     files=table("files"),
     sequences=table("sequences"),
     ensembles=table("ensembles"),
+    classes=table("classes"),
+    summaries=table("summaries"),
     roc_png=inp.roc_png,
     training_png=inp.training_png,
     confusion_png=inp.confusion_png,
     readers=table("readers"),
     reader_tests=table("reader_tests"),
     readers_png=getattr(inp, "readers_png", None),
+    fusion=fusion or None,
 )
 Path(snakemake.output.html).write_text(page)
 log.info("report: %d bytes", len(page))
