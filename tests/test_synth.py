@@ -12,11 +12,32 @@ import pytest
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
-from gynmri.synth import CENTERS, SynthSpec, main, plan_cohort, planted_identifiers, write_cohort
+from gynmri.synth import (
+    CENTERS,
+    CLASS_APPEARANCE,
+    CLINICAL,
+    COVARIATES,
+    SynthSpec,
+    main,
+    plan_cohort,
+    planted_identifiers,
+    simulate_covariates,
+    write_cohort,
+)
 from gynmri.synth import write_patient as write_one
+from gynmri.synth.phantom import (
+    _TISSUE_NAMES,
+    _signals,
+    _tissue_labels,
+    make_anatomy,
+    make_grid,
+    render,
+    tumour_inside,
+)
 
 SPEC = SynthSpec({"myoma": 3, "sarcoma": 3}, centers=3, seed=7)
 T2AX = {"center_a": "t2_tse_tra", "center_b": "Ax T2 FSE", "center_c": "T2W_TSE_TRA"}
+T2SAG = {"center_a": "t2_tse_sag", "center_b": "Sag T2 FSE", "center_c": "T2W_TSE_SAG"}
 DWI = {"center_a": "ep2d_diff_tra_b0_1000", "center_b": "Ax DWI b1000", "center_c": "DWI_b0_1000"}
 
 
@@ -27,10 +48,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame
     return out, write_cohort(SPEC, out)
 
 
-@pytest.fixture(scope="module")
-def headers(cohort: tuple[Path, pd.DataFrame]) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
-    """Read every DICOM header (no pixels) per patient_dir."""
-    out, plan = cohort
+def _headers(out: Path, plan: pd.DataFrame) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
     result: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
     for pdir in plan.patient_dir:
         files = sorted(f for f in (out / "dicom" / pdir).rglob("*") if f.is_file())
@@ -42,6 +60,12 @@ def headers(cohort: tuple[Path, pd.DataFrame]) -> dict[str, list[tuple[Path, pyd
                 assert f.name == "Thumbs.db", f
         result[pdir] = items
     return result
+
+
+@pytest.fixture(scope="module")
+def headers(cohort: tuple[Path, pd.DataFrame]) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
+    """Read every DICOM header (no pixels) per patient_dir."""
+    return _headers(*cohort)
 
 
 def _series(items: list[tuple[Path, pydicom.Dataset]]) -> dict[str, list]:
@@ -119,7 +143,9 @@ def test_every_file_is_valid_dicom(cohort, headers) -> None:
     assert len(sops) == sum(len(v) for v in headers.values())
     assert max(sizes) < 7e6
     tsv = pd.read_csv(out / "cases.tsv", sep="\t")
-    assert list(tsv.columns) == ["patient_dir", "center", "label"] and len(tsv) == len(plan)
+    assert list(tsv.columns) == ["patient_dir", "center", "label", *COVARIATES]
+    assert len(tsv) == len(plan)
+    pd.testing.assert_series_equal(tsv["age"], plan["age"])
     junk = list((out / "dicom").rglob("Thumbs.db"))
     assert {p.parts[-4] for p in junk} == {"center_c"} and len(junk) == 2
 
@@ -234,3 +260,192 @@ def test_main_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(pd.read_csv(tmp_path / "cases.tsv", sep="\t")) == 2
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--per-class", "cyst=2"])
+
+
+# --- ovarian task: adnexal masses and SIMULATED clinical covariates --------------------------
+
+OVARIAN = ("benign", "borderline", "malignant")
+# a small ovarian cohort, all three centres; with this seed every mass is of typical appearance
+OVARIAN_SPEC = SynthSpec({"benign": 2, "borderline": 1, "malignant": 2}, centers=3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def ovarian(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict]:
+    """Write the small ovarian cohort through the command line; return it with its headers."""
+    out = tmp_path_factory.mktemp("ovarian")
+    argv = [str(out), "--seed", str(OVARIAN_SPEC.seed)]
+    for label, n in OVARIAN_SPEC.patients_per_class.items():
+        argv += ["--per-class", f"{label}={n}"]
+    assert main(argv) == 0
+    plan = plan_cohort(OVARIAN_SPEC)
+    return out, plan, _headers(out, plan)
+
+
+def _masked(out: Path, pdir: str, items: list[tuple[Path, pydicom.Dataset]]) -> tuple:
+    """Return (volume, mask) of a series' files, the mask read from its NIfTI."""
+    uid = items[0][1].SeriesInstanceUID
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "masks" / pdir / f"{uid}.nii.gz")))
+    return _volume([(f, pydicom.dcmread(f)) for f, _ in items]), mask
+
+
+def test_ovarian_cohort_writes_dicom_and_masks(ovarian) -> None:
+    out, plan, headers = ovarian
+    assert set(plan.label) == set(OVARIAN)
+    tsv = pd.read_csv(out / "cases.tsv", sep="\t", keep_default_na=False, dtype=str)
+    assert list(tsv.columns) == ["patient_dir", "center", "label", *COVARIATES]
+    assert list(tsv.patient_dir) == list(plan.patient_dir) and list(tsv.label) == list(plan.label)
+    for case in plan.itertuples():
+        prof = CENTERS[case.center]
+        series = _series(headers[case.patient_dir])
+        assert set(series) == {s.description for s in prof.series.values()}
+        for name in (T2AX[case.center], T2SAG[case.center], DWI[case.center]):
+            vol, mask = _masked(out, case.patient_dir, series[name])
+            assert mask.dtype == np.uint8 and mask.sum() > 50, (case.patient_dir, name)
+            if name != DWI[case.center]:
+                assert mask.shape == vol.shape
+                # the whole mass lies inside the stack: no mask on the first or last slice
+                assert mask[0].sum() == mask[-1].sum() == 0 or name == T2SAG[case.center]
+
+
+def test_ovarian_classes_differ_in_written_images(ovarian) -> None:
+    out, plan, headers = ovarian
+    b1000: dict[str, list[float]] = defaultdict(list)
+    t2: dict[str, list[float]] = defaultdict(list)
+    for case in plan.itertuples():
+        scale = CENTERS[case.center].scale
+        series = _series(headers[case.patient_dir])
+        high = [(f, ds) for f, ds in series[DWI[case.center]] if float(ds.DiffusionBValue) == 1000]
+        vol, mask = _masked(out, case.patient_dir, high)
+        b1000[case.label].append(vol[mask > 0].mean() / scale)
+        vol, mask = _masked(out, case.patient_dir, series[T2AX[case.center]])
+        t2[case.label].append(vol[mask > 0].mean() / scale)
+    # malignant: restricted solid tissue, bright on b=1000; benign: fluid, dark on b=1000
+    assert np.mean(b1000["malignant"]) > 2.5 * np.mean(b1000["benign"])
+    assert np.mean(b1000["malignant"]) > 1.5 * np.mean(b1000["borderline"])
+    # benign: T2-bright fluid; malignant: intermediate-T2 solid tissue
+    assert np.mean(t2["benign"]) > 1.15 * np.mean(t2["malignant"])
+
+
+def _mass_points(anat, step: float = 3.0) -> np.ndarray:
+    """Return grid points (n, 3) covering the mass' bounding box."""
+    half = anat.box if anat.box is not None else np.full(3, anat.tumour_rmax)
+    axes = [np.arange(c - h, c + h, step) for c, h in zip(anat.tumour_center, half, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+
+
+def test_adnexal_masses_beside_a_normal_uterus() -> None:
+    uterus = [_TISSUE_NAMES.index("myometrium"), _TISSUE_NAMES.index("endometrium")]
+    for label in OVARIAN:
+        assert CLASS_APPEARANCE[label].typical.site == "adnexa"
+        sizes, overlap = [], []
+        for j in range(25):
+            anat = make_anatomy(label, np.random.default_rng([3, j, 1]))
+            assert anat.side in (-1, 1)
+            pts = _mass_points(anat)
+            inside = tumour_inside(anat, pts)
+            assert inside.any()
+            # lateral to the uterus, on the drawn side, and mostly outside it
+            assert anat.side * (anat.tumour_center[0] - anat.uterus_center[0]) > 20
+            overlap.append(np.isin(_tissue_labels(anat, pts[inside]), uterus).mean())
+            sizes.append(2 * np.cbrt(np.prod(anat.tumour_axes)))
+        assert np.median(overlap) < 0.1 and max(overlap) < 0.5
+        assert 30 <= min(sizes) and max(sizes) <= 120 and 45 <= np.median(sizes) <= 85
+    # uterine classes are unchanged: no cyst, no ascites, inside the uterus
+    anat = make_anatomy("myoma", np.random.default_rng([3, 0, 1]))
+    assert anat.fluid is None and anat.ascites_level is None and anat.side == 0
+
+
+def test_adnexal_compartments_follow_the_class() -> None:
+    """Mass-averaged signals from the phantom (no noise), over many patients per class."""
+    stats: dict[str, dict[str, list[float]]] = {lab: defaultdict(list) for lab in OVARIAN}
+    for label in OVARIAN:
+        for j in range(30):
+            anat = make_anatomy(label, np.random.default_rng([4, j, 1]))
+            t2, b0, b1000, inside = _signals(anat, _mass_points(anat))
+            stats[label]["t2"].append(t2[inside].mean())
+            stats[label]["b1000"].append(b1000[inside].mean())
+            stats[label]["b1000_p99"].append(np.percentile(b1000[inside], 99))
+            adc = np.log(b0[inside] / np.maximum(b1000[inside], 1e-6))  # 1e-3 mm^2/s (b=1000)
+            stats[label]["adc"].append(np.median(adc))
+    med = {lab: {k: np.median(v) for k, v in st.items()} for lab, st in stats.items()}
+    assert med["benign"]["t2"] > med["borderline"]["t2"] > med["malignant"]["t2"]
+    assert med["malignant"]["b1000"] > 3 * med["benign"]["b1000"]
+    assert med["malignant"]["b1000"] > 2 * med["borderline"]["b1000"]
+    # borderline: papillary projections, brighter on b=1000 than anything in a benign cyst
+    assert med["borderline"]["b1000_p99"] > 1.8 * med["benign"]["b1000_p99"]
+    assert med["benign"]["adc"] > 2.5 and med["malignant"]["adc"] < 1.1
+
+
+def test_ascites_is_free_fluid_outside_the_mask() -> None:
+    shares = {lab: [] for lab in OVARIAN}
+    for label in OVARIAN:
+        for j in range(200):
+            anat = make_anatomy(label, np.random.default_rng([5, j, 1]))
+            shares[label].append(anat.ascites_level is not None)
+    assert 0.45 < np.mean(shares["malignant"]) < 0.75 and np.mean(shares["benign"]) < 0.15
+    found = {True: 0, False: 0}
+    for j in range(12):
+        anat = make_anatomy("malignant", np.random.default_rng([5, j, 1]))
+        center = anat.tumour_center.copy()
+        center[2] = anat.uterus_center[2]
+        grid = make_grid(center, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), 96, 300.0, 3, 6.0, 8.0)
+        r = render(anat, grid.points(), np.zeros((1, 3), np.float32))  # no partial volume
+        rel = (grid.points() - anat.bladder_center) / anat.bladder_axes
+        outside = (r["fraction"] == 0) & (np.einsum("...i,...i->...", rel, rel) >= 1.0)
+        fluid = outside & (r["t2"] > 0.93)
+        has = anat.ascites_level is not None
+        found[has] += 1
+        if has:  # T2-bright, bright on b=0, dark on b=1000, not part of the mask
+            assert fluid.sum() > 300
+            assert (r["b0"][fluid] > 0.8).all() and (r["b1000"][fluid] < 0.1).all()
+        else:
+            assert fluid.sum() == 0
+    assert found[True] and found[False]
+
+
+def test_uterine_phantom_unchanged() -> None:
+    """Reference values of the uterine phantom before the ovarian classes were added."""
+    expected = {
+        "myoma": (3398.0068318992853, 710.0281090587378, 212.34204152598977, 263.6666668653488),
+        "sarcoma": (3499.9089905023575, 778.9103854596615, 243.9687677808106, 148.0000001192093),
+    }
+    for label, sums in expected.items():
+        anat = make_anatomy(label, np.random.default_rng([7, 3, 1]))
+        np.testing.assert_allclose(
+            anat.tumour_center, [-3.762795798, 14.545584971, -1.632088378], atol=1e-8
+        )
+        grid = make_grid(anat.tumour_center, (1, 0, 0), (0, 1, 0), 48, 240.0, 3, 5.0, 5.0)
+        r = render(anat, grid.points(), grid.slab_offsets())
+        got = [float(r[k].astype(np.float64).sum()) for k in ("t2", "b0", "b1000", "fraction")]
+        np.testing.assert_allclose(got, sums, rtol=1e-6)
+
+
+def test_covariates_simulated_per_class() -> None:
+    spec = SynthSpec({label: 200 for label in CLINICAL}, seed=5)
+    plan = plan_cohort(spec)
+    pd.testing.assert_frame_equal(plan, plan_cohort(spec))
+    assert set(CLINICAL) == set(CLASS_APPEARANCE)
+    assert list(plan.columns) == ["patient_dir", "center", "label", "case_index", *COVARIATES]
+    # the covariates are a function of (seed, case_index, label) only
+    row = plan.iloc[17]
+    got = simulate_covariates(row.label, 5, int(row.case_index))
+    assert got["age"] == row.age and got["menopausal"] == row.menopausal
+    assert got["ca125"] == row.ca125 or (np.isnan(got["ca125"]) and np.isnan(row.ca125))
+    assert plan.age.dtype.kind == "i" and plan.age.between(18, 90).all()
+    ca = plan.ca125.dropna()
+    assert (ca > 0).all() and np.allclose(ca, ca.round(1))
+    assert 0.02 < plan.ca125.isna().mean() < 0.09
+    assert set(plan.menopausal) == {"pre", "post"}
+    assert (
+        plan[plan.menopausal == "post"].age.mean() > plan[plan.menopausal == "pre"].age.mean() + 8
+    )
+    med = plan.groupby("label")[["age", "ca125"]].median()
+    for col in ("age", "ca125"):
+        assert med.at["benign", col] < med.at["borderline", col] < med.at["malignant", col]
+        assert med.at["myoma", col] < med.at["sarcoma", col]
+    assert med.at["malignant", "ca125"] > 100
+    # the classes overlap: some benign above, some malignant below the malignant/benign medians
+    assert (plan[plan.label == "benign"].ca125 > 100).any()
+    assert (plan[plan.label == "malignant"].ca125 < 35).any()
+    with pytest.raises(ValueError, match="teratoma"):
+        simulate_covariates("teratoma", 1, 0)

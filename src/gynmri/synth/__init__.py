@@ -1,9 +1,12 @@
 """Synthetic multi-centre gynecologic MRI cohorts: DICOM series with planted identifiers and masks.
 
 Usage: ``write_cohort(SynthSpec({"myoma": 20, "sarcoma": 12}), out_dir)`` or ``gynmri synth OUT``.
+Classes: uterine ``myoma``/``sarcoma``, ovarian (adnexal masses) ``benign``/``borderline``/
+``malignant``. The cases table carries SIMULATED clinical covariates (``COVARIATES``).
 """
 
 from .centers import CENTERS, CenterProfile
+from .clinical import CLINICAL, COVARIATES, simulate_covariates
 from .phantom import CLASS_APPEARANCE
 from .writer import (
     SynthSpec,
@@ -17,11 +20,14 @@ from .writer import (
 __all__ = [
     "CENTERS",
     "CLASS_APPEARANCE",
+    "CLINICAL",
+    "COVARIATES",
     "CenterProfile",
     "SynthSpec",
     "main",
     "plan_cohort",
     "planted_identifiers",
+    "simulate_covariates",
     "write_cohort",
     "write_patient",
 ]

@@ -3,11 +3,16 @@
 Everything here is a pure function of (anatomy parameters, points): a series is rendered by
 evaluating the phantom on that series' voxel centres, so every series of a patient (and its mask)
 shows the same 3-D object in its own geometry.
+
+Two kinds of tumour share one rendering path: uterine tumours (``site="uterus"``: a solid mass
+with foci, inside the uterus) and adnexal masses (``site="adnexa"``: a cyst lateral to a normal
+uterus, with wall, septa, papillary projections, a solid component and optional ascites).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -32,19 +37,36 @@ TISSUES: dict[str, Tissue] = {
     "rectum": Tissue(0.25, 0.30, 1.2),
     "myometrium": Tissue(0.45, 0.45, 1.6),
     "endometrium": Tissue(0.85, 0.75, 1.0),  # restricted: bright on b=1000
+    "ascites": Tissue(1.00, 0.95, 3.0),  # free pelvic fluid: very bright T2, dark b=1000
 }
 _TISSUE_NAMES = tuple(TISSUES)
 
 
 @dataclass(frozen=True)
 class Appearance:
-    """How a tumour looks: solid tissue, foci (cystic/necrotic), margin and texture."""
+    """How a tumour looks: solid tissue, foci (cystic/necrotic), margin and texture.
+
+    The fields after ``texture`` describe adnexal (cystic) masses; their defaults give the solid
+    uterine tumour. With ``fluid`` set, the mass is a cyst: ``fluid`` inside, a wall of soft
+    tissue, planar septa, papillary projections (small nodules on the inner wall) and a mural
+    solid component, the last two (and the foci, then necrosis) in ``solid`` tissue.
+    """
 
     solid: Tissue
     foci: Tissue
     n_foci: tuple[int, int]  # inclusive range of the number of foci
     lobulation: float  # amplitude of the radius modulation (0 = smooth ellipsoid)
     texture: float  # relative amplitude of the intra-tumour heterogeneity
+    site: str = "uterus"  # "uterus" (in the uterus) | "adnexa" (beside a normal uterus)
+    fluid: Tissue | None = None  # cyst content; None: a solid tumour (no cyst)
+    septum: Tissue | None = None  # cyst wall and septa; None: the solid tissue
+    wall: tuple[float, float] = (0.0, 0.0)  # range of the cyst wall thickness (mm)
+    septa: tuple[int, int] = (0, 0)  # inclusive range of the number of planar septa
+    septum_mm: tuple[float, float] = (1.0, 2.0)  # range of the septum thickness (mm)
+    papillae: tuple[int, int] = (0, 0)  # inclusive range of the number of papillary projections
+    papilla_mm: tuple[float, float] = (3.0, 8.0)  # range of their radius (mm)
+    solid_share: tuple[float, float] = (0.0, 0.0)  # range of the solid component's volume share
+    ascites: float = 0.0  # probability of free fluid in the pelvis
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,13 @@ class ClassAppearance:
 
 _CYST = Tissue(0.95, 0.85, 2.6)
 _NECROSIS = Tissue(0.90, 0.80, 2.4)
+# adnexal masses
+_SEROUS = Tissue(0.98, 0.88, 2.9)  # simple cyst fluid: very bright T2, dark b=1000 (high ADC)
+_FLUID = Tissue(0.94, 0.85, 2.7)  # proteinaceous/mucinous locules: a little less bright
+_FIBROUS = Tissue(0.30, 0.32, 1.6)  # thin wall and septa: soft tissue, not restricted
+_FIBROMA = Tissue(0.15, 0.22, 1.3)  # fibroma/cystadenofibroma: T2-dark, NOT restricted
+_PAPILLARY = Tissue(0.55, 0.58, 1.25)  # borderline papillae: intermediate T2, moderate DWI
+_CARCINOMA = Tissue(0.55, 0.72, 0.80)  # solid carcinoma: intermediate T2, restricted (low ADC)
 
 #: The one table mapping class name -> tumour appearance. Add new classes (ovarian) here.
 CLASS_APPEARANCE: dict[str, ClassAppearance] = {
@@ -73,6 +102,117 @@ CLASS_APPEARANCE: dict[str, ClassAppearance] = {
         # smoother, darker sarcoma that resembles a cellular myoma
         atypical=Appearance(Tissue(0.32, 0.42, 1.10), _NECROSIS, (0, 2), 0.07, 0.12),
         p_atypical=0.25,
+    ),
+    # ovarian task: adnexal masses (O-RADS-like descriptions)
+    "benign": ClassAppearance(
+        # unilocular/few-locular simple cyst: thin smooth wall, 0-1 thin septum, no solid tissue
+        typical=Appearance(
+            _FIBROMA,
+            _NECROSIS,
+            (0, 0),
+            0.02,
+            0.05,
+            site="adnexa",
+            fluid=_SEROUS,
+            septum=_FIBROUS,
+            wall=(1.5, 2.5),
+            septa=(0, 1),
+            septum_mm=(1.0, 2.0),
+            ascites=0.03,
+        ),
+        # fibroma/cystadenofibroma: thicker wall, partly to wholly solid, T2-dark, not restricted
+        atypical=Appearance(
+            _FIBROMA,
+            _NECROSIS,
+            (0, 0),
+            0.04,
+            0.08,
+            site="adnexa",
+            fluid=_SEROUS,
+            septum=_FIBROUS,
+            wall=(2.5, 5.0),
+            septa=(0, 2),
+            septum_mm=(1.5, 3.0),
+            solid_share=(0.3, 1.0),
+            ascites=0.10,
+        ),
+        p_atypical=0.20,
+    ),
+    "borderline": ClassAppearance(
+        # septated cyst with several papillary projections on the inner wall
+        typical=Appearance(
+            _PAPILLARY,
+            _NECROSIS,
+            (0, 0),
+            0.04,
+            0.10,
+            site="adnexa",
+            fluid=_FLUID,
+            septum=_FIBROUS,
+            wall=(1.5, 3.0),
+            septa=(1, 4),
+            septum_mm=(1.0, 2.5),
+            papillae=(3, 8),
+            papilla_mm=(3.0, 8.0),
+            solid_share=(0.0, 0.05),
+            ascites=0.10,
+        ),
+        # more benign-looking (few small papillae) to more solid (a mural solid component)
+        atypical=Appearance(
+            _PAPILLARY,
+            _NECROSIS,
+            (0, 0),
+            0.06,
+            0.12,
+            site="adnexa",
+            fluid=_FLUID,
+            septum=_FIBROUS,
+            wall=(1.5, 4.0),
+            septa=(0, 3),
+            septum_mm=(1.0, 3.0),
+            papillae=(0, 2),
+            papilla_mm=(2.0, 5.0),
+            solid_share=(0.0, 0.4),
+            ascites=0.10,
+        ),
+        p_atypical=0.20,
+    ),
+    "malignant": ClassAppearance(
+        # large restricted solid component, thick irregular septa and wall, lobulated outline
+        typical=Appearance(
+            _CARCINOMA,
+            _NECROSIS,
+            (0, 3),
+            0.15,
+            0.25,
+            site="adnexa",
+            fluid=_FLUID,
+            wall=(3.0, 8.0),
+            septa=(1, 4),
+            septum_mm=(4.0, 9.0),
+            papillae=(2, 6),
+            papilla_mm=(5.0, 12.0),
+            solid_share=(0.35, 0.9),
+            ascites=0.65,
+        ),
+        # mostly cystic with a few solid nodules
+        atypical=Appearance(
+            _CARCINOMA,
+            _NECROSIS,
+            (0, 0),
+            0.06,
+            0.15,
+            site="adnexa",
+            fluid=_FLUID,
+            wall=(2.0, 5.0),
+            septa=(0, 3),
+            septum_mm=(2.0, 5.0),
+            papillae=(1, 4),
+            papilla_mm=(5.0, 10.0),
+            solid_share=(0.0, 0.1),
+            ascites=0.40,
+        ),
+        p_atypical=0.20,
     ),
 }
 
@@ -97,6 +237,11 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.normal(size=(n, 3))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _none(*shape: int) -> Any:
+    """Return a dataclass field defaulting to an empty array of the given shape."""
+    return field(default_factory=lambda: np.zeros(shape))
 
 
 @dataclass(frozen=True)
@@ -125,6 +270,20 @@ class Anatomy:
     wave_k: np.ndarray  # texture plane waves (rad/mm)
     wave_phase: np.ndarray
     solid: Tissue  # per-patient jittered solid-tumour tissue
+    # adnexal masses only (the defaults: a solid uterine tumour, no ascites)
+    fluid: Tissue | None = None  # per-patient cyst content; None: no cyst
+    side: int = 0  # -1 right, +1 left (LPS x), 0 uterine
+    wall_mm: float = 0.0
+    septa_normals: np.ndarray = _none(0, 3)  # (k, 3) unit normals of planar septa
+    septa_offsets: np.ndarray = _none(0)  # (k,) signed distance of each plane from the centre (mm)
+    septa_mm: np.ndarray = _none(0)  # (k,) thickness
+    papillae_centers: np.ndarray = _none(0, 3)  # (k, 3) on the inner wall
+    papillae_radii: np.ndarray = _none(0)
+    solid_dir: np.ndarray = _none(0)  # (3,) local unit direction of the mural solid component
+    solid_cut: float = 1.0  # the solid component is where q/radius . solid_dir > solid_cut
+    ascites_level: float | None = None  # normalised AP depth of the fluid level; None: none
+    ascites_phase: float = 0.0
+    box: np.ndarray | None = None  # (3,) world half-extents bounding the tumour; None: tumour_rmax
 
     @property
     def tumour_rmax(self) -> float:
@@ -164,7 +323,7 @@ def make_anatomy(label: str, rng: np.random.Generator) -> Anatomy:
     wave_k = _unit(rng, 5) * (2 * np.pi / rng.uniform(8, 22, (5, 1)))
     jitter = rng.uniform(0.9, 1.1, 3)
     solid = Tissue(app.solid.t2 * jitter[0], app.solid.b0 * jitter[1], app.solid.adc * jitter[2])
-    return Anatomy(
+    anat = Anatomy(
         label=label,
         atypical=atypical,
         appearance=app,
@@ -188,6 +347,101 @@ def make_anatomy(label: str, rng: np.random.Generator) -> Anatomy:
         wave_phase=rng.uniform(0, 2 * np.pi, 5),
         solid=solid,
     )
+    if app.site == "adnexa":  # draws only after all of the uterine ones: those stay unchanged
+        return _adnexal(anat, rng)
+    return anat
+
+
+def _cap_height(share: float) -> float:
+    """Return h such that the cap {x . u > 1 - h} holds `share` of the unit ball's volume."""
+    h = np.linspace(0.0, 2.0, 401)
+    return float(np.interp(share, h * h * (3 - h) / 4, h))
+
+
+def _surface_radius(
+    u: np.ndarray, lobe_dirs: np.ndarray, lobe_amps: np.ndarray, quad: np.ndarray
+) -> np.ndarray:
+    """Return the lobulated surface radius (units of the axes) along local unit directions (n, 3)."""
+    bumps = np.exp((u @ lobe_dirs.T - 1.0) / 0.25) @ lobe_amps
+    quad_term = np.einsum("ni,ij,nj->n", u, quad, u)
+    return np.maximum(1.0 + bumps - lobe_amps.sum() * 0.25 + quad_term, 0.6)
+
+
+def _adnexal(anat: Anatomy, rng: np.random.Generator) -> Anatomy:
+    """Return the anatomy with its tumour replaced by an adnexal mass beside a normal uterus.
+
+    The mass sits in the pelvic fat lateral to the uterus (which is pushed a little to the other
+    side by large masses); its volume-equivalent diameter is log-normal (median 70 mm, 30-120 mm),
+    its craniocaudal semi-axis at most 42 mm so that the axial stacks cover it.
+    """
+    app = anat.appearance
+    side = 1 if rng.random() < 0.5 else -1
+    diameter = float(np.clip(70.0 * np.exp(rng.normal(0, 0.3)), 30.0, 120.0))
+    axes = diameter / 2 * rng.uniform(0.85, 1.15, size=3)
+    axes *= diameter / 2 / np.cbrt(np.prod(axes))
+    axes[2] = min(axes[2], 42.0)  # local z = patient z (rotation about z only)
+    angle = rng.uniform(0, np.pi)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    grow = 1.0 + 0.8 * app.lobulation  # about the largest outward lobulation
+    ext = np.sqrt((rot[:2, :2] * axes[:2]) ** 2 @ np.ones(2)) * grow  # world x, y half-extent
+    uterus_center = anat.uterus_center.copy()
+    uterus_center[0] -= side * min(0.4 * diameter / 2, 25.0)
+    limit = 0.62 * anat.body_axes  # stay inside the pelvic fat (inner pelvic wall at 0.65)
+    x = uterus_center[0] + side * (anat.uterus_axes[0] + rng.uniform(-5, 10) + ext[0])
+    x = anat.body_center[0] + np.clip(
+        x - anat.body_center[0], -max(limit[0] - ext[0], 0), max(limit[0] - ext[0], 0)
+    )
+    y = uterus_center[1] + rng.normal(0, 8)
+    y = anat.body_center[1] + np.clip(
+        y - anat.body_center[1], -max(limit[1] - ext[1], 0), max(limit[1] - ext[1], 0)
+    )
+    center = np.array([x, y, uterus_center[2] + rng.uniform(-5, 15)])
+    # foci (necrosis in the solid component) keep their relative place in the new mass
+    scale = float(axes.mean() / anat.tumour_axes.mean())
+    foci = center + (anat.foci_centers - anat.tumour_center) * scale
+    r_mean = float(axes.mean())
+    wall = float(rng.uniform(*app.wall))
+    n_sep = int(rng.integers(app.septa[0], app.septa[1] + 1))
+    n_pap = int(rng.integers(app.papillae[0], app.papillae[1] + 1))
+    pap_dirs = _unit(rng, n_pap)
+    inner = 1.0 - wall / r_mean
+    pap_r = _surface_radius(pap_dirs, anat.lobe_dirs, anat.lobe_amps, anat.quad) * inner
+    # a tight bounding box (the cube of tumour_rmax is loose for lobulated, flattened masses)
+    k = np.arange(2000) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * k / len(k)), np.pi * (1 + 5**0.5) * k
+    sphere = np.column_stack(
+        [np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)]
+    )
+    r_max = float(_surface_radius(sphere, anat.lobe_dirs, anat.lobe_amps, anat.quad).max())
+    box = np.sqrt((rot * axes) ** 2 @ np.ones(3)) * r_max * 1.03 + 1.0
+    share = float(rng.uniform(*app.solid_share))
+    fj = rng.uniform(0.95, 1.05, 3)
+    fluid = Tissue(app.fluid.t2 * fj[0], app.fluid.b0 * fj[1], app.fluid.adc * fj[2])
+    has_ascites = bool(rng.random() < app.ascites)
+    level = float(rng.uniform(-0.3, 0.45))  # posterior (dependent) part of the pelvic fat
+    return replace(
+        anat,
+        uterus_center=uterus_center,
+        tumour_center=center,
+        tumour_rot=rot,
+        tumour_axes=axes,
+        foci_centers=foci,
+        foci_radii=anat.foci_radii * scale,
+        fluid=fluid,
+        side=side,
+        wall_mm=wall,
+        septa_normals=_unit(rng, n_sep),
+        septa_offsets=rng.uniform(-0.6, 0.6, n_sep) * axes.min(),
+        septa_mm=rng.uniform(*app.septum_mm, n_sep),
+        papillae_centers=center + (pap_dirs * pap_r[:, None] * axes) @ rot.T,
+        papillae_radii=rng.uniform(*app.papilla_mm, n_pap),
+        solid_dir=_unit(rng, 1)[0],
+        solid_cut=1.0 - _cap_height(share) if share > 0 else 2.0,
+        ascites_level=level if has_ascites else None,
+        ascites_phase=float(rng.uniform(0, 2 * np.pi)),
+        box=box,
+    )
 
 
 def _near(pts: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
@@ -195,6 +449,14 @@ def _near(pts: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
     out = np.abs(pts[..., 0] - np.float32(center[0])) < radius
     for i in (1, 2):
         out &= np.abs(pts[..., i] - np.float32(center[i])) < radius
+    return out
+
+
+def _near_box(pts: np.ndarray, center: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Return a bool array: points within the axis-aligned box of half-sizes half (3,)."""
+    out = np.abs(pts[..., 0] - np.float32(center[0])) < half[0]
+    for i in (1, 2):
+        out &= np.abs(pts[..., i] - np.float32(center[i])) < half[i]
     return out
 
 
@@ -208,17 +470,24 @@ def _in_ellipsoid(
     return out
 
 
-def tumour_inside(anat: Anatomy, pts: np.ndarray) -> np.ndarray:
-    """Return a bool array: which points (..., 3) lie inside the (possibly lobulated) tumour."""
-    out = np.zeros(pts.shape[:-1], dtype=bool)
-    near = _near(pts, anat.tumour_center, anat.tumour_rmax)  # skip far points (speed)
+def _tumour_local(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return near (bool, pts.shape[:-1]) and, at the near points, local q, |q| and surface radius."""
+    if anat.box is None:
+        near = _near(pts, anat.tumour_center, anat.tumour_rmax)  # skip far points (speed)
+    else:
+        near = _near_box(pts, anat.tumour_center, anat.box)
     q = ((pts[near] - anat.tumour_center) @ anat.tumour_rot) / anat.tumour_axes
     rho = np.linalg.norm(q, axis=-1)
     u = q / np.maximum(rho, 1e-6)[:, None]
     # lobulation: bumps around random directions plus an l=2 spherical-harmonic-like term
-    bumps = np.exp((u @ anat.lobe_dirs.T - 1.0) / 0.25) @ anat.lobe_amps
-    quad = np.einsum("ni,ij,nj->n", u, anat.quad, u)
-    radius = np.maximum(1.0 + bumps - anat.lobe_amps.sum() * 0.25 + quad, 0.6)
+    radius = _surface_radius(u, anat.lobe_dirs, anat.lobe_amps, anat.quad)
+    return near, q, rho, radius
+
+
+def tumour_inside(anat: Anatomy, pts: np.ndarray) -> np.ndarray:
+    """Return a bool array: which points (..., 3) lie inside the (possibly lobulated) tumour."""
+    out = np.zeros(pts.shape[:-1], dtype=bool)
+    near, _, rho, radius = _tumour_local(anat, pts)
     out[near] = rho < radius
     return out
 
@@ -239,6 +508,12 @@ def _tissue_labels(anat: Anatomy, pts: np.ndarray) -> np.ndarray:
     lab[r2 < 1.0] = idx["fat"]  # subcutaneous fat rim
     lab[r2 < 0.85**2] = idx["muscle"]  # muscular pelvic wall
     lab[r2 < 0.65**2] = idx["fat"]  # pelvic fat around the organs
+    if anat.ascites_level is not None:
+        # free fluid in the dependent (posterior, +y) pelvic fat, with a gently wavy surface
+        depth = rel[..., 1] - np.float32(0.06) * np.sin(
+            pts[..., 0] / np.float32(25.0) + np.float32(anat.ascites_phase)
+        )
+        lab[(r2 < 0.62**2) & (depth > anat.ascites_level)] = idx["ascites"]
     rect = (pts[..., :2] - anat.rectum_center[:2].astype(np.float32)) / np.float32([18.0, 14.0])
     lab[np.einsum("...i,...i->...", rect, rect) < 1.0] = idx["rectum"]
     lab[_in_ellipsoid(pts, anat.bladder_center, np.eye(3), anat.bladder_axes)] = idx["bladder"]
@@ -254,6 +529,10 @@ def _signals(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
     lab = _tissue_labels(anat, pts)
     table = np.array([[t.t2, t.b0, t.adc] for t in TISSUES.values()], dtype=np.float32)
     t2, b0, adc = (table[lab, i] for i in range(3))
+    if anat.fluid is not None:
+        inside = _cystic_signals(anat, pts, t2, b0, adc)
+        b1000 = b0 * np.exp(-B_HIGH * adc * 1e-3)
+        return t2, b0, b1000, inside
     inside = tumour_inside(anat, pts)
     if inside.any():
         p = pts[inside]
@@ -269,6 +548,47 @@ def _signals(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
         t2[inside], b0[inside], adc[inside] = tt2, tb0, tadc
     b1000 = b0 * np.exp(-B_HIGH * adc * 1e-3)
     return t2, b0, b1000, inside
+
+
+def _cystic_signals(
+    anat: Anatomy, pts: np.ndarray, t2: np.ndarray, b0: np.ndarray, adc: np.ndarray
+) -> np.ndarray:
+    """Paint an adnexal mass into t2, b0, adc (in place); return the mass membership."""
+    near, q, rho, radius = _tumour_local(anat, pts)
+    sel = rho < radius
+    inside = np.zeros(pts.shape[:-1], dtype=bool)
+    inside[near] = sel
+    if not sel.any():
+        return inside
+    p, rel = pts[inside], rho[sel] / radius[sel]  # rel: 1 on the outer surface
+    d = p - anat.tumour_center
+    app = anat.appearance
+    waves = np.sin(p @ anat.wave_k.T + anat.wave_phase).mean(axis=1)
+    irregular = 1.0 + 1.6 * app.texture * waves  # thickness modulation: irregular wall/septa
+    # compartments: cyst fluid, then wall and septa, then papillae and the solid component
+    r_mean = float(anat.tumour_axes.mean())
+    wall = rel > 1.0 - anat.wall_mm * irregular / r_mean
+    for n, off, mm in zip(anat.septa_normals, anat.septa_offsets, anat.septa_mm, strict=True):
+        wall |= np.abs(d @ n - off) < mm / 2 * irregular
+    solid = np.zeros(len(p), dtype=bool)
+    for c, r in zip(anat.papillae_centers, anat.papillae_radii, strict=True):
+        dd = p - c
+        solid |= np.einsum("ni,ni->n", dd, dd) < r * r
+    if anat.solid_cut < 1.0:
+        u = q[sel] / radius[sel, None]
+        solid |= u @ anat.solid_dir > anat.solid_cut + 0.12 * waves
+    f, s = anat.fluid, anat.solid
+    w = app.septum if app.septum is not None else s
+    tt2, tb0, tadc = (np.full(len(p), v, dtype=np.float32) for v in (f.t2, f.b0, f.adc))
+    tt2[wall], tb0[wall], tadc[wall] = w.t2, w.b0, w.adc
+    mod = 1.0 + app.texture * waves[solid] * 1.6
+    tt2[solid], tb0[solid], tadc[solid] = s.t2 * mod, s.b0 * mod, s.adc / np.sqrt(mod)
+    if len(anat.foci_radii):  # necrosis within the solid tissue
+        dd = p[:, None, :] - anat.foci_centers[None]
+        focal = (np.einsum("nfi,nfi->nf", dd, dd) < anat.foci_radii**2).any(axis=1) & solid
+        tt2[focal], tb0[focal], tadc[focal] = app.foci.t2, app.foci.b0, app.foci.adc
+    t2[inside], b0[inside], adc[inside] = tt2, tb0, tadc
+    return inside
 
 
 def render(anat: Anatomy, pts: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:

@@ -16,6 +16,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
 
 from .centers import CENTERS, CenterProfile, Identity, institution_address, make_identity
+from .clinical import COVARIATES, simulate_covariates
 from .phantom import (
     SliceGrid,
     adc_map,
@@ -54,7 +55,9 @@ def _validate(spec: SynthSpec) -> None:
 
 
 def plan_cohort(spec: SynthSpec) -> pd.DataFrame:
-    """Return one row per patient: patient_dir, center, label, case_index (no pixel work)."""
+    """Return one row per patient (no pixel work): patient_dir, center, label, case_index, then
+    the SIMULATED clinical covariates age, ca125 (NaN: missing) and menopausal (see clinical.py).
+    """
     _validate(spec)
     keys = list(CENTERS)[: spec.centers]
     rng = np.random.default_rng([spec.seed, 1])
@@ -75,6 +78,14 @@ def plan_cohort(spec: SynthSpec) -> pd.DataFrame:
     plan = pd.DataFrame(out, columns=["patient_dir", "center", "label"])
     plan = plan.sort_values("patient_dir", ignore_index=True)
     plan["case_index"] = np.arange(len(plan), dtype=int)
+    cov = [
+        simulate_covariates(str(lab), spec.seed, int(i))
+        for lab, i in zip(plan.label, plan.case_index, strict=True)
+    ]
+    for name in COVARIATES:
+        plan[name] = [c[name] for c in cov]
+    plan["age"] = plan["age"].astype(int)
+    plan["ca125"] = plan["ca125"].astype(float)
     return plan
 
 
@@ -303,6 +314,8 @@ def write_patient(
     p = profile
     # field of view centred between uterus and tumour, shifted a little per patient
     target = (anat.uterus_center + anat.tumour_center) / 2
+    if anat.appearance.site == "adnexa":
+        target[2] = anat.tumour_center[2]  # the axial stacks cover the whole adnexal mass in z
     shift = lambda s: target + rng.normal(0, s, 3)  # noqa: E731
     step = p.thickness + p.gap
     t2ax = make_grid(shift(5), *AXIAL, p.t2_matrix, p.t2_fov, p.t2ax_slices, p.thickness, step)
@@ -357,12 +370,16 @@ def write_patient(
 
 
 def write_cohort(spec: SynthSpec, out_dir: Path) -> pd.DataFrame:
-    """Return the plan after writing out_dir/dicom, out_dir/masks and out_dir/cases.tsv."""
+    """Return the plan after writing out_dir/dicom, out_dir/masks and out_dir/cases.tsv.
+
+    cases.tsv: patient_dir, center, label and the SIMULATED covariates (empty cell: missing).
+    """
     out_dir = Path(out_dir)
     plan = plan_cohort(spec)
     for _, case in plan.iterrows():
         write_patient(spec, case, out_dir / "dicom", out_dir / "masks")
-    plan[["patient_dir", "center", "label"]].to_csv(out_dir / "cases.tsv", sep="\t", index=False)
+    columns = ["patient_dir", "center", "label", *COVARIATES]
+    plan[columns].to_csv(out_dir / "cases.tsv", sep="\t", index=False, na_rep="")
     return plan
 
 
@@ -388,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=None,
         metavar="CLASS=N",
-        help="patients per class (repeatable); default myoma=20 sarcoma=12",
+        help="patients per class (repeatable): myoma, sarcoma (uterine) or benign, borderline, "
+        "malignant (ovarian); default myoma=20 sarcoma=12",
     )
     ap.add_argument("--centers", type=int, default=3)
     ap.add_argument("--seed", type=int, default=2022)
