@@ -19,3 +19,15 @@ def shared_jax_cache(tmp_path_factory):
         os.environ.pop("GYNMRI_JAX_CACHE", None)
     else:
         os.environ["GYNMRI_JAX_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shared_jax_cache):
+    """The whole workflow on tests/configs/tiny.yaml, run once per session in a temp folder."""
+    from test_workflow import ROOT, snakemake
+
+    workdir = tmp_path_factory.mktemp("wf")
+    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text()
+    (workdir / "config.yaml").write_text(text)
+    snakemake(workdir, "--cores", "2")
+    return workdir

@@ -35,12 +35,9 @@ def snakemake(
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text()
-    (workdir / "config.yaml").write_text(text)
-    snakemake(workdir, "--cores", "2")
-    return workdir
+def run(tiny_run):
+    """The tiny uterine run (tests/configs/tiny.yaml), shared with tests/test_predict.py."""
+    return tiny_run
 
 
 def test_report_and_tables_are_written(run):
@@ -240,10 +237,14 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
         f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1) if new_folds - {f}
     }  # a training set grows when a new patient is in another fold
     assert set(by_rule.pop("train", [])) == expected_train
-    assert set(by_rule.pop("predict")) == {f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1)
-                                           if f in new_folds or new_folds - {f}}  # fmt: skip
+    assert set(by_rule.pop("train_detector", [])) == expected_train  # the same training sets
+    expected_predict = {f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1)
+                        if f in new_folds or new_folds - {f}}  # fmt: skip
+    assert set(by_rule.pop("predict")) == expected_predict
+    assert set(by_rule.pop("predict_auto")) == expected_predict
     downstream = {"folds", "qc_summary", "evaluate", "readers", "roc_figure", "confusion_figure",
-                  "training_figure", "report_html", "all"}  # fmt: skip
+                  "training_figure", "report_html", "all", "evaluate_selection", "manifest",
+                  "gradcam_figure"}  # fmt: skip
     assert set(by_rule) <= downstream
     assert "synth_patient" not in by_rule
 

@@ -1,4 +1,4 @@
-"""The ``gynmri`` command line: ``gynmri synth OUT_DIR`` and ``gynmri check-config FILE``."""
+"""The ``gynmri`` command line: ``synth``, ``check-config`` and ``predict``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ commands:
   synth OUT_DIR [--per-class CLASS=N ...] [--centers N] [--seed N]
                      write a synthetic multi-center DICOM cohort (cases.tsv, dicom/, masks/)
   check-config FILE  validate a workflow config file and print its filled-in form
+  predict EXAM_DIR [--results DIR] [--out DIR] [--threshold X] [--no-explain]
+                     apply the trained ensemble to one exam: tumour slices found
+                     automatically, probabilities, decision, Grad-CAM maps
 
 Run the pipeline itself with snakemake (see README.md).
 """
@@ -26,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from gynmri.synth import main as synth_main
 
         return synth_main(rest)
+    if command == "predict":
+        from gynmri.predict import main as predict_main
+
+        return predict_main(rest)
     if command == "check-config":
         import yaml
 

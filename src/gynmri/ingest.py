@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from gynmri import harmonize
+from gynmri import detect, harmonize
 from gynmri.annotations import AnnotationError, AnnotationIndex
 from gynmri.deid import series_key
 from gynmri.dicom import Series, discover
 from gynmri.sequences import name_series
-from gynmri.slices import empty_slices, encode_pixels
+from gynmri.slices import WIDE_SCHEMA, empty_slices, encode_mask, encode_pixels
 from gynmri.volumes import build_volumes, choose_volume
 
-__all__ = ["AnnotationError", "ingest_patient"]
+__all__ = ["WIDE_SCHEMA", "AnnotationError", "ingest_patient", "wide_slices"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,28 @@ def _choose_series(
     return chosen, reasons
 
 
+def wide_slices(image: sitk.Image, plane: str, hcfg: dict, wide_fov_mm: float,
+                mask: sitk.Image | None = None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Return every slice of a volume on the wide grid (centred on the volume, the classifier's
+    pixel spacing), normalised as the classifier's slices, and the mask on it when given."""
+    n = detect.wide_size(hcfg["size"], hcfg["fov_mm"], wide_fov_mm)
+    fov = n * hcfg["fov_mm"] / hcfg["size"]
+    grid = harmonize.canonical_grid(image, plane, n, fov, harmonize.centre_of(image, None))
+    reference = sitk.GetArrayViewFromImage(image)
+    low = float(np.percentile(reference, hcfg["clip_percentiles"][0]))
+    resampled = sitk.GetArrayFromImage(harmonize.resample(image, grid, fill=low))
+    values = harmonize.normalise(
+        resampled, np.asarray(reference), hcfg["normalize"], hcfg["clip_percentiles"]
+    )
+    if mask is None:
+        return values, None
+    mask_rs = sitk.GetArrayFromImage(harmonize.resample(mask, grid, sitk.sitkNearestNeighbor))
+    return values, mask_rs > 0
+
+
 def harmonise_series(series: Series, annotations: AnnotationIndex, hcfg: dict):
-    """Return (slices, tumour fractions, slice positions, chosen volume, warnings) of one series."""
+    """Return (slices, tumour fractions, slice positions, chosen volume, warnings, mask) of one
+    series; the mask is on the volume's own grid."""
     volumes, warnings = build_volumes(series)
     volume = choose_volume(volumes, hcfg.get("dwi_bvalue", "highest"))
     image = volume.image
@@ -63,7 +83,7 @@ def harmonise_series(series: Series, annotations: AnnotationIndex, hcfg: dict):
     positions = np.array(grid.origin) @ grid.direction[:, 2] + grid.spacing[2] * np.arange(
         grid.size[2]
     )
-    return values, fractions, positions, volume, warnings
+    return values, fractions, positions, volume, warnings, mask
 
 
 def ingest_patient(
@@ -78,10 +98,13 @@ def ingest_patient(
     rules: list[dict],
     secret: bytes,
     ranges: list[dict] | None = None,
+    wide: list | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Return the slice table and the QC record of one patient.
 
     ``ranges`` are the patient's rows of the tumour slice-range table, if one is used.
+    ``wide``: a list that receives the patient's wide-table rows (every slice of each used
+    series on the detector's wide grid, see gynmri.detect), when given.
 
     Raises:
         FileNotFoundError: the patient's DICOM folder does not exist.
@@ -112,7 +135,7 @@ def ingest_patient(
         if chosen is None:
             continue
         try:
-            values, fractions, positions, volume, warnings = harmonise_series(
+            values, fractions, positions, volume, warnings, mask = harmonise_series(
                 chosen, annotations, hcfg
             )
         except harmonize.SeriesError as err:
@@ -134,6 +157,20 @@ def ingest_patient(
             series_reason[chosen.uid] = "mask has no slice above min_tumour_fraction"
             continue
         skey = series_key(secret, chosen.uid)
+        if wide is not None:
+            dcfg = config.get("detect") or {}
+            wvalues, wmask = wide_slices(
+                volume.image, chosen.plane, hcfg, dcfg.get("fov_mm", 280.0), mask
+            )
+            annotated = set(keep.tolist())
+            for k in range(len(wvalues)):
+                wide.append({
+                    "patient": key, "label": label, "label_index": label_index,
+                    "sequence": sequence, "series": skey, "slice_index": k,
+                    "annotated": k in annotated, "height": wvalues.shape[1],
+                    "width": wvalues.shape[2], "pixels": encode_pixels(wvalues[k]),
+                    "mask": encode_mask(wmask[k]),
+                })  # fmt: skip
         row_spacing, col_spacing = chosen.pixel_spacing or (np.nan, np.nan)
         for k in keep:
             rows.append(

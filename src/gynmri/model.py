@@ -296,16 +296,26 @@ class MobileNetV2(nnx.Module):
         for block in self.blocks:
             block.depthwise.depthwise = depthwise
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array) -> jax.Array:
+        """Return the last conv block's activations (N, h, w, C) in the compute dtype.
+
+        h, w = ceil(H / 32), ceil(W / 32). This is the layer Grad-CAM explains (gynmri.explain).
+        """
         # Keras 'same' for stride 2 equals correct_pad: (0, 1) on even sides, (1, 1) on odd ones.
         pad = correct_pad((x.shape[1], x.shape[2]), 3)
         x = jnp.pad(x.astype(self.dtype), ((0, 0), pad[0], pad[1], (0, 0)))
         x = relu6(self.stem_bn(self.stem_conv(x)))
         for block in self.blocks:
             x = block(x)
-        x = relu6(self.head_bn(self.head_conv(x)))
-        x = jnp.mean(x.astype(jnp.float32), axis=(1, 2))  # pooled and classified in float32
-        return self.classifier(x)
+        return relu6(self.head_bn(self.head_conv(x)))
+
+    def head(self, f: jax.Array) -> jax.Array:
+        """Return float32 logits (N, num_classes) from ``features``' output (global pool + dense)."""
+        f = jnp.mean(f.astype(jnp.float32), axis=(1, 2))  # pooled and classified in float32
+        return self.classifier(f)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
 
 
 def count_parameters(model: nnx.Module, include_batch_stats: bool = True) -> int:

@@ -83,9 +83,13 @@ def plot_confusion(confusion: pd.DataFrame, classes: list[str], panels: list[str
     """
     k = len(classes)
     size = 2.2 + 0.45 * k
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.4), dpi=100,
+    ncols = min(len(panels), 4)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.4) * nrows), dpi=100,
                              squeeze=False)  # fmt: skip
-    for ax, name in zip(axes[0], panels, strict=True):
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.ravel(), panels, strict=False):
         part = confusion[confusion["scores"] == name]
         matrix = (
             part.pivot_table(index="true", columns="predicted", values="n", aggfunc="sum")
@@ -209,11 +213,15 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
                 confusion_png: str, classes: pd.DataFrame | None = None,
                 summaries: pd.DataFrame | None = None, readers: pd.DataFrame | None = None,
                 reader_tests: pd.DataFrame | None = None, readers_png: str | None = None,
-                fusion: dict[str, pd.DataFrame] | None = None) -> str:  # fmt: skip
+                fusion: dict[str, pd.DataFrame] | None = None,
+                selection_slices: pd.DataFrame | None = None,
+                selection_patients: pd.DataFrame | None = None,
+                gradcam_png: str | None = None) -> str:  # fmt: skip
     """Return the report as one self-contained HTML page (figures embedded).
 
     ``classes``/``summaries``: the per-class and binary-summary tables of the evaluation;
-    ``fusion``: the fusion tables by name (metrics, coefficients, classes, summaries).
+    ``fusion``: the fusion tables by name (metrics, coefficients, classes, summaries);
+    ``selection_*``: automatic vs annotated slice selection; ``gradcam_png``: sample maps.
     """
     prov = provenance(config)
     multiclass = len(task["classes"]) > 2
@@ -312,6 +320,36 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
                 index=False, border=0, classes="t", float_format="%.3f"
             )
             + "</details>",
+        ]
+    if selection_slices is not None and selection_patients is not None:
+        side = selection_patients.copy()
+        metric_cols = [c for c in ["n", *pct[:4], "auc", *(["macro_auc"] if multiclass else [])]
+                       if c in side]  # fmt: skip
+        wide = side.pivot(index="scores", columns="selection", values=metric_cols)
+        wide.columns = [f"{m} ({sel})" for m, sel in wide.columns]
+        order = [c for m in metric_cols for c in (f"{m} (annotated)", f"{m} (automatic)")]
+        wide = wide.reindex(columns=order).reset_index()
+        for col in wide.columns[1:]:
+            is_auc = col.split(" ")[0] in AUC_COLUMNS
+            if not col.startswith("n "):
+                wide[col] = wide[col].map(lambda v, a=is_auc: _fmt(v, not a))
+        parts += [
+            "<h2>Automatic vs annotated slice selection</h2>",
+            '<p class="note">A tumour-slice detector (same network family, trained per sequence '
+            "and fold on the training patients' annotated slices) scans wide, volume-centred "
+            "slices; the slices it selects are cropped around the tumour centre it finds and "
+            "classified. Slice level: its selection of the held-out patients' slices against the "
+            "annotated ones. Patient level: the same models with annotated vs automatic slices.</p>",
+            _table(selection_slices, ["sensitivity", "specificity", "jaccard", "patients_hit",
+                                      "jaccard_per_patient"]),
+            wide.to_html(index=False, border=0, classes="t", na_rep=""),
+        ]  # fmt: skip
+    if gradcam_png:
+        parts += [
+            "<h2>Where the models look (Grad-CAM)</h2>",
+            '<p class="note">Class-activation maps (Grad-CAM, last convolutional block) of the '
+            "predicted class on held-out slices of a sample of patients.</p>",
+            _png(gradcam_png),
         ]
     parts += [
         "<h2>ROC curves</h2>",

@@ -39,6 +39,24 @@ SLICE_SCHEMA = pa.schema(
 
 PIXEL_DTYPE = np.float16
 
+#: The wide table: every slice of a used series on a grid centred on the series (no annotation
+#: needed) at the classifier's pixel spacing; the contract between ingest and the detector.
+WIDE_SCHEMA = pa.schema(
+    [
+        ("patient", pa.string()),
+        ("label", pa.string()),
+        ("label_index", pa.int16()),
+        ("sequence", pa.string()),
+        ("series", pa.string()),
+        ("slice_index", pa.int32()),  # the same index as in the slice table
+        ("annotated", pa.bool_()),  # the annotation selects this slice (a row of the slice table)
+        ("height", pa.int16()),
+        ("width", pa.int16()),
+        ("pixels", pa.binary()),  # float16, height*width, normalised as the slice table
+        ("mask", pa.binary()),  # tumour mask, numpy.packbits of height*width booleans
+    ]
+)
+
 
 def empty_slices() -> pd.DataFrame:
     """Return an empty slice table with the contract's columns."""
@@ -87,3 +105,33 @@ def to_images(df: pd.DataFrame) -> np.ndarray:
     h, w = int(heights[0]), int(widths[0])
     buf = b"".join(df["pixels"].tolist())
     return np.frombuffer(buf, dtype=PIXEL_DTYPE).reshape(len(df), h, w).astype(np.float32)
+
+
+def write_wide(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a wide table (see WIDE_SCHEMA) as parquet."""
+    table = pa.Table.from_pandas(df[WIDE_SCHEMA.names], schema=WIDE_SCHEMA, preserve_index=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+
+
+def read_wide(paths: Iterable[str | Path], sequence: str | None = None) -> pd.DataFrame:
+    """Return the concatenated wide tables, optionally only the rows of one sequence."""
+    filters = [("sequence", "=", sequence)] if sequence else None
+    tables = [pq.read_table(p, schema=WIDE_SCHEMA, filters=filters) for p in paths]
+    if not tables:
+        return WIDE_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables(tables).to_pandas()
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """Return the stored form of one 2-D boolean mask (packed bits)."""
+    return np.packbits(np.asarray(mask, bool).ravel()).tobytes()
+
+
+def to_masks(df: pd.DataFrame) -> np.ndarray:
+    """Return the masks of a wide table as a bool array (N, H, W)."""
+    if df.empty:
+        return np.zeros((0, 0, 0), bool)
+    h, w = int(df["height"].iloc[0]), int(df["width"].iloc[0])
+    bits = [np.unpackbits(np.frombuffer(b, np.uint8), count=h * w) for b in df["mask"]]
+    return np.stack(bits).reshape(len(df), h, w).astype(bool)

@@ -87,6 +87,11 @@ def fold_slices(part):
     return lambda wc: [f"results/slices/{p}.parquet" for p in fold_patients(wc, part)]
 
 
+def fold_wide(part):
+    """Return an input function giving the wide tables of a fold's training or test patients."""
+    return lambda wc: [f"results/wide/{p}.parquet" for p in fold_patients(wc, part)]
+
+
 def reader_outputs():
     """Return the reader-study outputs, or nothing when no readers table is configured."""
     if not config["cohort"].get("readers"):
@@ -120,4 +125,6 @@ def final_outputs():
         "results/qc/files.tsv",
         "results/metrics/sequences.tsv",
         "results/metrics/ensembles.tsv",
+        "results/metrics/selection_patients.tsv",
+        "results/models/manifest.json",
     ]

@@ -7,6 +7,7 @@ rule ingest:
         rules=RULES_FILE,
     output:
         slices="results/slices/{patient}.parquet",
+        wide="results/wide/{patient}.parquet",
         qc="results/qc/patients/{patient}.json",
     params:
         case=lambda wc: case(wc)[["patient_dir", "center", "label", "label_index"]].to_dict(),

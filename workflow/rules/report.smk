@@ -76,6 +76,9 @@ rule report_html:
         ensembles="results/metrics/ensembles.tsv",
         classes="results/metrics/classes.tsv",
         summaries="results/metrics/summaries.tsv",
+        selection_slices="results/metrics/selection_slices.tsv",
+        selection_patients="results/metrics/selection_patients.tsv",
+        gradcam_png="results/figures/gradcam.png",
         roc_png="results/figures/roc.png",
         training_png="results/figures/training.png",
         confusion_png="results/figures/confusion.png",
@@ -94,3 +97,25 @@ rule report_html:
         "../../envs/report.yaml"
     script:
         "../scripts/report_html.py"
+
+
+# Grad-CAM maps of a sample of fold-0 test patients, by the fold-0 models (that never saw them).
+rule gradcam_figure:
+    input:
+        models=expand("results/models/{sequence}/fold0/model", sequence=SEQUENCES),
+        slices=lambda wc: [f"results/slices/{p}.parquet" for p in SPLITS[0][1]],
+    output:
+        png=report(
+            "results/figures/gradcam.png",
+            caption="../report/gradcam.rst",
+            category="Figures",
+        ),
+    params:
+        sequences=SEQUENCES,
+        classes=config["task"]["classes"],
+    log:
+        "results/logs/figures/gradcam.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/gradcam_figure.py"

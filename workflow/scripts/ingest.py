@@ -6,14 +6,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
+import pandas as pd  # noqa: E402
+
 from gynmri.deid import load_secret  # noqa: E402
-from gynmri.ingest import ingest_patient  # noqa: E402
+from gynmri.ingest import WIDE_SCHEMA, ingest_patient  # noqa: E402
 from gynmri.runlog import start  # noqa: E402
 from gynmri.sequences import load_rules  # noqa: E402
-from gynmri.slices import write_slices  # noqa: E402
+from gynmri.slices import write_slices, write_wide  # noqa: E402
 
 log = start(snakemake.log[0])
 case = snakemake.params.case
+wide = []  # every slice of each used series on the detector's wide grid
 table, qc = ingest_patient(
     Path(snakemake.params.dicom_root) / case["patient_dir"],
     Path(snakemake.params.masks_root) / case["patient_dir"],
@@ -28,8 +31,10 @@ table, qc = ingest_patient(
         synthetic=bool(snakemake.config["cohort"].get("synthetic")),
     ),
     ranges=snakemake.params.ranges,
+    wide=wide,
 )
 write_slices(table, snakemake.output.slices)
+write_wide(pd.DataFrame(wide, columns=WIDE_SCHEMA.names), snakemake.output.wide)
 Path(snakemake.output.qc).write_text(json.dumps(qc, indent=1))
 used = sum(f["status"] == "used" for f in qc["files"])
 log.info("%d files (%d used), %d slices: %s", len(qc["files"]), used, len(table),

@@ -37,6 +37,9 @@ page = render_html(
     reader_tests=table("reader_tests"),
     readers_png=getattr(inp, "readers_png", None),
     fusion=fusion or None,
+    selection_slices=table("selection_slices"),
+    selection_patients=table("selection_patients"),
+    gradcam_png=getattr(inp, "gradcam_png", None),
 )
 Path(snakemake.output.html).write_text(page)
 log.info("report: %d bytes", len(page))

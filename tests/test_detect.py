@@ -1,0 +1,86 @@
+"""Tumour-slice detection: tiles, labels, selection, centre, and the wide slices of ingest."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gynmri import detect
+from gynmri.config import load_config
+from gynmri.deid import DEMO_KEY
+from gynmri.ingest import WIDE_SCHEMA, ingest_patient
+from gynmri.sequences import load_rules
+from gynmri.slices import to_images, to_masks
+from gynmri.synth import SynthSpec, plan_cohort, write_patient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tiles_cover_the_slice_and_labels_follow_the_mask():
+    assert detect.tile_offsets(96, 48, 5).tolist() == [0, 12, 24, 36, 48]
+    assert detect.tile_offsets(96, 48, 1).tolist() == [24]
+    images = np.random.default_rng(0).normal(size=(3, 96, 96)).astype(np.float32)
+    windows = detect.tiles_of(images, 48, 5)
+    assert windows.shape == (3, 5, 5, 48, 48)
+    np.testing.assert_array_equal(windows[1, 2, 4], images[1, 24:72, 48:96])
+    masks = np.zeros((3, 96, 96), bool)
+    masks[1, 60:70, 80:90] = True  # a blob near the right edge, lower half
+    labels = detect.tile_labels(masks, 48, 5, 0.02)
+    assert not labels[0].any() and not labels[2].any()
+    assert labels[1, 3:, 4].all() and not labels[1, :, :2].any()
+    x, y = detect.training_set(images, masks, 48, 5, 0.02)
+    assert x.shape == (75, 48, 48) and y.sum() == labels.sum()
+
+
+def test_selection_takes_confident_slices_and_finds_the_centre():
+    scores = np.zeros((6, 5, 5))
+    scores[2:4, 3, 4] = 0.9  # tumour around tile (3, 4) on slices 2 and 3
+    scores[2:4, 3, 3] = 0.6
+    chosen, centre = detect.select(scores, 0.5, 96, 48)
+    assert chosen.tolist() == [2, 3]
+    centres = detect.tile_centres(96, 48, 5)
+    assert centre[0] == pytest.approx(centres[3])
+    assert centres[3] < centre[1] < centres[4]  # pulled towards the more confident tile
+    low = np.full((4, 5, 5), 0.1)
+    low[1, 0, 0] = 0.3
+    chosen, _ = detect.select(low, 0.5, 96, 48)
+    assert chosen.tolist() == [1]  # none above threshold: the best slice still gets a call
+    crops = detect.crop_at(
+        np.arange(2 * 96 * 96, dtype=float).reshape(2, 96, 96), np.array([90.0, 2.0]), 48
+    )
+    assert crops.shape == (2, 48, 48) and crops[0, 0, 0] == 48 * 96  # clamped inside the slice
+    m = detect.slice_metrics(np.array([0, 1, 1, 0], bool), np.array([0, 1, 0, 1], bool))
+    assert (
+        m["sensitivity"] == 0.5 and m["specificity"] == 0.5 and m["jaccard"] == pytest.approx(1 / 3)
+    )
+
+
+def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
+    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=3)
+    row = plan_cohort(spec).iloc[0]
+    write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
+    config = load_config(ROOT / "config" / "config.yaml")
+    wide: list = []
+    table, _ = ingest_patient(
+        tmp_path / "dicom" / row.patient_dir, tmp_path / "masks" / row.patient_dir, key="P01",
+        center=row.center, label=row.label, label_index=0, config=config,
+        rules=load_rules(ROOT / "config" / "sequences.yaml"), secret=DEMO_KEY, wide=wide,
+    )  # fmt: skip
+    wide = pd.DataFrame(wide, columns=WIDE_SCHEMA.names)
+    size = config["harmonize"]["size"]
+    n = detect.wide_size(size, config["harmonize"]["fov_mm"], config["detect"]["fov_mm"])
+    assert set(wide["height"]) == {n}
+    for sequence in ("T2axi", "DWI"):
+        w = wide[wide["sequence"] == sequence].sort_values("slice_index")
+        t = table[table["sequence"] == sequence].sort_values("slice_index")
+        # the annotated wide slices are exactly the slice table's slices
+        assert w.loc[w["annotated"], "slice_index"].tolist() == t["slice_index"].tolist()
+        masks = to_masks(w)
+        assert masks[w["annotated"].to_numpy()].any(axis=(1, 2)).all()
+        # a crop around the tumour centre of a wide slice matches the classifier's slice
+        k = int(t["slice_index"].iloc[len(t) // 2])
+        centre = np.argwhere(masks[w["annotated"].to_numpy()]).mean(axis=0)[1:]
+        crop = detect.crop_at(to_images(w[w["slice_index"] == k]), centre, size)[0]
+        classifier = to_images(t[t["slice_index"] == k])[0]
+        assert np.corrcoef(crop.ravel(), classifier.ravel())[0, 1] > 0.9

@@ -1,0 +1,137 @@
+"""gynmri predict on a synthetic exam the models never saw, and its refusals."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from gynmri.config import load_config
+from gynmri.deid import DEMO_KEY
+from gynmri.ingest import ingest_patient
+from gynmri.sequences import load_rules
+from gynmri.synth import SynthSpec, plan_cohort, write_patient
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def predict(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "gynmri.cli", "predict", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def exam(tmp_path_factory):
+    """A new synthetic patient (another seed than the training cohort) and its tumour slices."""
+    out = tmp_path_factory.mktemp("exam")
+    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=2, seed=4242)
+    row = plan_cohort(spec).iloc[1]
+    write_patient(spec, row, out / "dicom", out / "masks")
+    config = load_config(ROOT / "tests/configs/tiny.yaml")
+    # the annotated tumour slices, from the masks the models never see at prediction time
+    table, _ = ingest_patient(
+        out / "dicom" / row.patient_dir, out / "masks" / row.patient_dir, key="Pnew",
+        center=row.center, label=row.label, label_index=0, config=config,
+        rules=load_rules(ROOT / "config/sequences.yaml"), secret=DEMO_KEY,
+    )  # fmt: skip
+    truth = {s: set(g["slice_index"]) for s, g in table.groupby("sequence")}
+    return out / "dicom" / row.patient_dir, truth
+
+
+@pytest.fixture(scope="module")
+def predicted(tiny_run, exam, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prediction")
+    started = time.perf_counter()
+    proc = predict(exam[0], "--results", tiny_run / "results", "--out", out)
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"gynmri predict: {seconds:.1f} s wall (tiny run models)")
+    return out, json.loads((out / "prediction.json").read_text()), proc.stdout
+
+
+def test_predict_writes_probabilities_decision_and_maps(predicted):
+    out, result, stdout = predicted
+    probs = np.array(list(result["probabilities"].values()))
+    assert ((probs >= 0) & (probs <= 1)).all() and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    for seq in result["per_sequence"].values():
+        p = np.array(list(seq["probabilities"].values()))
+        assert p.sum() == pytest.approx(1.0, abs=1e-5)
+    assert result["decision"] in ("positive", "negative")
+    assert (result["positive_probability"] >= result["threshold"]) == (
+        result["decision"] == "positive"
+    )
+    assert set(result["sequences_used"]) == set(result["ensemble"])  # the run's best ensemble
+    assert not result["sequences_missing"]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and result["predicted_class"] in html
+    for seq in result["sequences_used"]:
+        png = out / f"gradcam_{seq}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2_000
+    assert "decision:" in stdout
+
+
+def test_selected_slices_overlap_the_true_tumour_slices(predicted, exam):
+    _, result, _ = predicted
+    truth = exam[1]
+    for seq, info in result["per_sequence"].items():
+        selected = set(info["selected_slices"])
+        assert selected & truth[seq], (seq, sorted(selected), sorted(truth[seq]))
+
+
+def test_no_identifier_in_the_outputs(predicted, exam):
+    out, _, stdout = predicted
+    header = pydicom.dcmread(next(p for p in exam[0].rglob("*") if p.is_file() and p.suffix != ".db"),
+                             stop_before_pixels=True, force=True)  # fmt: skip
+    text = (
+        stdout
+        + "".join(p.read_text() for p in out.glob("*.json"))
+        + (out / "report.html").read_text()
+    )
+    for value in (str(header.PatientName), str(header.PatientID), exam[0].name):
+        assert value not in text
+
+
+def test_refuses_a_folder_that_is_not_dicom(tiny_run, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    proc = predict(tmp_path, "--results", tiny_run / "results", "--out", tmp_path / "o")
+    assert proc.returncode == 1 and "no MR DICOM series" in proc.stdout
+
+
+def test_refuses_an_exam_without_a_usable_sequence(tiny_run, exam, tmp_path):
+    only_adc = tmp_path / "adc"
+    only_adc.mkdir()
+    for f in exam[0].rglob("*"):
+        if f.is_file():
+            try:
+                ds = pydicom.dcmread(f, stop_before_pixels=True)
+            except Exception:
+                continue
+            if "ADC" in list(getattr(ds, "ImageType", [])):  # the derived ADC map only
+                shutil.copy(f, only_adc / f.name)
+    assert any(only_adc.iterdir())
+    proc = predict(only_adc, "--results", tiny_run / "results", "--out", tmp_path / "o")
+    assert proc.returncode == 1 and "no usable sequence" in proc.stdout
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("task", {"name": "other", "classes": ["a", "b", "c"], "positive": ["c"]}, "another task"),
+    ("harmonize", "size", "another image size"),
+])  # fmt: skip
+def test_refuses_models_of_another_task_or_size(tiny_run, exam, tmp_path, field, value, message):
+    results = tmp_path / "results"
+    shutil.copytree(tiny_run / "results/models", results / "models")
+    shutil.copytree(tiny_run / "results/detectors", results / "detectors")
+    manifest = json.loads((results / "models/manifest.json").read_text())
+    if field == "harmonize":
+        manifest["harmonize"]["size"] = 2 * manifest["harmonize"]["size"]
+    else:
+        manifest[field] = value
+    (results / "models/manifest.json").write_text(json.dumps(manifest))
+    proc = predict(exam[0], "--results", results, "--out", tmp_path / "o", "--no-explain")
+    assert proc.returncode == 1 and message in proc.stdout, proc.stdout + proc.stderr
