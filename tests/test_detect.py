@@ -25,35 +25,40 @@ def test_tiles_cover_the_slice_and_labels_follow_the_mask():
     assert windows.shape == (3, 5, 5, 48, 48)
     np.testing.assert_array_equal(windows[1, 2, 4], images[1, 24:72, 48:96])
     masks = np.zeros((3, 96, 96), bool)
-    masks[1, 60:70, 80:90] = True  # a blob near the right edge, lower half
-    labels = detect.tile_labels(masks, 48, 5, 0.02)
+    masks[1, 60:70, 80:90] = True  # a 10 x 10 blob near the right edge, lower half
+    labels = detect.tile_labels(masks, 48, 5, 0.02)  # 2 % of 48 x 48 = 46 pixels
     assert not labels[0].any() and not labels[2].any()
     assert labels[1, 3:, 4].all() and not labels[1, :, :2].any()
-    x, y = detect.training_set(images, masks, 48, 5, 0.02)
-    assert x.shape == (75, 48, 48) and y.sum() == labels.sum()
+    over = detect.overview(images, 48)
+    assert over.shape == (3, 48, 48) and over[0, 0, 0] == pytest.approx(images[0, :2, :2].mean())
+    annotated = np.array([False, True, False])
+    x, y = detect.training_set(images, masks, annotated, 48, 5, 0.02)
+    assert x.shape == (3 * 10 + 75, 48, 48)
+    assert y[:30].tolist() == [0] * 10 + [1] * 10 + [0] * 10  # whole views, by annotation
+    assert y[30:].sum() == labels.sum()
 
 
-def test_selection_takes_confident_slices_and_finds_the_centre():
-    scores = np.zeros((6, 5, 5))
-    scores[2:4, 3, 4] = 0.9  # tumour around tile (3, 4) on slices 2 and 3
-    scores[2:4, 3, 3] = 0.6
-    chosen, centre = detect.select(scores, 0.5, 96, 48)
-    assert chosen.tolist() == [2, 3]
+def test_selection_takes_the_run_around_the_best_slice_and_finds_the_centre():
+    scores = np.array([0.1, 0.2, 0.9, 0.95, 0.8, 0.1, 0.1, 0.7, 0.9, 0.2])
+    smoothed = detect.smooth(scores)
+    assert smoothed[3] == pytest.approx((0.9 + 1.9 + 0.8) / 4)
+    chosen = detect.select_slices(scores, 0.5)
+    assert chosen.tolist() == [2, 3, 4]  # the other run (7, 8) is not connected to the best
+    assert detect.select_slices(np.array([0.1, 0.3, 0.2]), 0.5).tolist() == [1]  # best alone
+    tiles = np.zeros((2, 5, 5))
+    tiles[:, 3, 4] = 0.9  # tumour around tile (3, 4)
+    tiles[:, 3, 3] = 0.6
+    centre = detect.tumour_centre(tiles, 96, 48)
     centres = detect.tile_centres(96, 48, 5)
     assert centre[0] == pytest.approx(centres[3])
     assert centres[3] < centre[1] < centres[4]  # pulled towards the more confident tile
-    low = np.full((4, 5, 5), 0.1)
-    low[1, 0, 0] = 0.3
-    chosen, _ = detect.select(low, 0.5, 96, 48)
-    assert chosen.tolist() == [1]  # none above threshold: the best slice still gets a call
-    crops = detect.crop_at(
-        np.arange(2 * 96 * 96, dtype=float).reshape(2, 96, 96), np.array([90.0, 2.0]), 48
-    )
+    assert detect.tumour_centre(np.zeros((1, 5, 5)), 96, 48).tolist() == [47.5, 47.5]
+    image = np.arange(2 * 96 * 96, dtype=float).reshape(2, 96, 96)
+    crops = detect.crop_at(image, np.array([90.0, 2.0]), 48)
     assert crops.shape == (2, 48, 48) and crops[0, 0, 0] == 48 * 96  # clamped inside the slice
     m = detect.slice_metrics(np.array([0, 1, 1, 0], bool), np.array([0, 1, 0, 1], bool))
-    assert (
-        m["sensitivity"] == 0.5 and m["specificity"] == 0.5 and m["jaccard"] == pytest.approx(1 / 3)
-    )
+    assert m["sensitivity"] == 0.5 and m["specificity"] == 0.5
+    assert m["jaccard"] == pytest.approx(1 / 3)
 
 
 def test_wide_slices_hold_what_the_classifier_sees(tmp_path):

@@ -64,7 +64,19 @@ def test_report_and_tables_are_written(run):
         readers[readers["level"] == "model"]["n_patients"] == 9
     ).all()
     assert "SIMULATED" in html and "Reader study" in html and "Confusion matrices" in html
-    for png in ("roc", "confusion", "training", "readers"):
+    # automatic (detector) vs annotated slice selection, side by side
+    assert "Automatic vs annotated slice selection" in html and "Grad-CAM" in html
+    selection = pd.read_csv(run / "results/metrics/selection_slices.tsv", sep="\t")
+    assert set(selection["sequence"]) == {"T2axi", "DWI"} and (selection["patients"] == 9).all()
+    assert (
+        selection[["sensitivity", "specificity", "jaccard"]]
+        .apply(lambda c: c.between(0, 1))
+        .all()
+        .all()
+    )
+    side = pd.read_csv(run / "results/metrics/selection_patients.tsv", sep="\t")
+    assert set(side["selection"]) == {"annotated", "automatic"} and (side["n"] == 9).all()
+    for png in ("roc", "confusion", "training", "readers", "gradcam"):
         assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
 
 

@@ -54,7 +54,9 @@ def train_detector(wide_paths: list[str], train_patients: list[str], sequence: s
     if wide.empty:
         raise ValueError(f"{sequence} fold {fold}: no wide slices (check results/qc/series.tsv)")
     tiles, min_fraction = int(detect_cfg["tiles"]), float(detect_cfg["min_fraction"])
-    images, labels = detect.training_set(to_images(wide), to_masks(wide), size, tiles, min_fraction)
+    images, labels = detect.training_set(
+        to_images(wide), to_masks(wide), wide["annotated"].to_numpy(), size, tiles, min_fraction
+    )
     log.info("%s fold %d: detector tiles %d (%d tumour) from %d slices of %d patients", sequence,
              fold, len(labels), int(labels.sum()), len(wide), wide["patient"].nunique())  # fmt: skip
     kwargs = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir else {}
@@ -71,19 +73,22 @@ def train_detector(wide_paths: list[str], train_patients: list[str], sequence: s
 
 def detect_and_crop(detector, images: np.ndarray, size: int, tiles: int,
                     threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Return (per-slice scores, selected slice indices, centre (row, col), crops) of one series.
-
-    ``detector``: one model or a list of models whose tile probabilities are averaged.
+    """Return (per-slice tumour probabilities, selected slice indices, centre (row, col), crops)
+    of one series (see gynmri.detect). ``detector``: a model or a list whose outputs are averaged.
     """
     from gynmri.train import predict_proba
 
     detectors = detector if isinstance(detector, list) else [detector]
-    windows = detect.tiles_of(images, size, tiles)
-    flat = windows.reshape(-1, size, size)
-    probs = np.mean([predict_proba(d, flat)[:, 1] for d in detectors], axis=0)
-    scores = probs.reshape(len(images), tiles, tiles)
-    chosen, centre = detect.select(scores, threshold, images.shape[-1], size)
-    return scores.max(axis=(1, 2)), chosen, centre, detect.crop_at(images[chosen], centre, size)
+
+    def tumour_probability(views: np.ndarray) -> np.ndarray:
+        return np.mean([predict_proba(d, views)[:, 1] for d in detectors], axis=0)
+
+    scores = tumour_probability(detect.overview(images, size))
+    chosen = detect.select_slices(scores, threshold)
+    windows = detect.tiles_of(images[chosen], size, tiles).reshape(-1, size, size)
+    tile_scores = tumour_probability(windows).reshape(len(chosen), tiles, tiles)
+    centre = detect.tumour_centre(tile_scores, images.shape[-1], size)
+    return scores, chosen, centre, detect.crop_at(images[chosen], centre, size)
 
 
 def predict_auto(detector_dir: Path, model_dir: Path, wide_paths: list[str],

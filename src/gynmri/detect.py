@@ -1,14 +1,17 @@
-"""Tumour-slice detection without annotation: a tile classifier on wide, volume-centred slices.
+"""Tumour-slice detection without annotation: a view classifier on wide, volume-centred slices.
 
 At ingest every slice of a used series is also resampled onto a *wide* grid centred on the
 series (no annotation needed), with the pixel spacing of the classifier's slices; so a
 ``size`` x ``size`` window of a wide slice is exactly what the classifier sees. The detector
-(the same MobileNetV2 family, two classes: no tumour / tumour) scores such windows ("tiles") on
-a regular ``tiles`` x ``tiles`` grid of each wide slice; a tile is tumour when the central
-half of the window holds at least ``min_fraction`` tumour. For a new exam:
+(the same MobileNetV2 family, two classes: no tumour / tumour) looks at two kinds of views of
+size x size pixels: the whole wide slice shrunk to that size (its label: the annotation selects
+the slice), and windows ("tiles") on a regular ``tiles`` x ``tiles`` grid (label: at least
+``min_fraction`` of the window is tumour). For a new exam:
 
-1. every slice's tumour score is its best tile's probability; slices scoring at least
-   ``threshold`` are selected (the best slice when none does, so an exam always gets a call);
+1. each slice's tumour probability is the detector's on its whole view, smoothed along the
+   slices ([1, 2, 1] / 4: a tumour spans neighbouring slices); the slices reaching
+   ``threshold`` in the run of neighbours around the most probable slice are selected (that
+   slice alone when none reaches it, so an exam always gets a call);
 2. the tumour centre is the probability-weighted mean of the selected slices' tile centres;
 3. the selected slices are cropped around that centre and handed to the classifiers.
 
@@ -50,18 +53,56 @@ def tiles_of(images: np.ndarray, crop: int, tiles: int) -> np.ndarray:
 
 
 def tile_labels(masks: np.ndarray, crop: int, tiles: int, min_fraction: float) -> np.ndarray:
-    """Return (S, tiles, tiles) booleans: the central half of the window is tumour enough."""
-    q = crop // 4
-    centre = tiles_of(masks.astype(np.float32), crop, tiles)[..., q : crop - q, q : crop - q]
-    return centre.mean(axis=(-1, -2)) >= min_fraction
+    """Return (S, tiles, tiles) booleans: at least ``min_fraction`` of the window is tumour."""
+    return tiles_of(masks.astype(np.float32), crop, tiles).mean(axis=(-1, -2)) >= min_fraction
 
 
-def training_set(images: np.ndarray, masks: np.ndarray, crop: int, tiles: int,
-                 min_fraction: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Return (windows (N, crop, crop), labels 0/1) of every tile of the slices, for training."""
+def overview(images: np.ndarray, size: int) -> np.ndarray:
+    """Return whole wide slices (S, W, W) shrunk to (S, size, size) by area averaging."""
+    wide = images.shape[-1]
+    if wide % size == 0:
+        f = wide // size
+        return images.reshape(len(images), size, f, size, f).mean(axis=(2, 4))
+    from scipy.ndimage import zoom
+
+    return np.stack([zoom(im, size / wide, order=1)[:size, :size] for im in images])
+
+
+def training_set(images: np.ndarray, masks: np.ndarray, annotated: np.ndarray, crop: int,
+                 tiles: int, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return (views (N, crop, crop), labels 0/1) for training: every slice's whole view
+    (label: ``annotated``), repeated ``2 * tiles`` times so that the slice decision, which
+    rests on these views, gets a third of the draws,
+    and every tile (label: :func:`tile_labels`)."""
+    views = np.repeat(overview(images, crop), 2 * tiles, axis=0)
+    view_labels = np.repeat(np.asarray(annotated, bool), 2 * tiles)
     windows = tiles_of(images, crop, tiles).reshape(-1, crop, crop)
-    labels = tile_labels(masks, crop, tiles, min_fraction).reshape(-1).astype(np.int32)
-    return windows, labels
+    labels = tile_labels(masks, crop, tiles, min_fraction).reshape(-1)
+    return (np.concatenate([views, windows]),
+            np.concatenate([view_labels, labels]).astype(np.int32))  # fmt: skip
+
+
+def smooth(scores: np.ndarray) -> np.ndarray:
+    """Return slice probabilities smoothed along the slices with a [1, 2, 1] / 4 kernel."""
+    padded = np.pad(np.asarray(scores, float), 1, mode="edge")
+    return (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+
+
+def select_slices(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Return the selected slice indices from per-slice tumour probabilities (see module doc)."""
+    if not len(scores):
+        raise ValueError("no slice to select from")
+    smoothed = smooth(scores)
+    best = int(smoothed.argmax())
+    above = smoothed >= threshold
+    if not above[best]:
+        return np.array([best])
+    lo, hi = best, best
+    while lo > 0 and above[lo - 1]:
+        lo -= 1
+    while hi < len(above) - 1 and above[hi + 1]:
+        hi += 1
+    return np.arange(lo, hi + 1)
 
 
 def tile_centres(wide: int, crop: int, tiles: int) -> np.ndarray:
@@ -69,27 +110,17 @@ def tile_centres(wide: int, crop: int, tiles: int) -> np.ndarray:
     return tile_offsets(wide, crop, tiles) + (crop - 1) / 2
 
 
-def select(
-    scores: np.ndarray, threshold: float, wide: int, crop: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (selected slice indices, tumour centre (row, col) in wide pixels).
-
-    ``scores``: (S, tiles, tiles) tumour probabilities of one series' tiles.
-    """
-    if scores.ndim != 3 or not len(scores):
-        raise ValueError("no slice to select from")
-    per_slice = scores.max(axis=(1, 2))
-    chosen = np.flatnonzero(per_slice >= threshold)
-    if not len(chosen):
-        chosen = np.array([int(per_slice.argmax())])
-    centres = tile_centres(wide, crop, scores.shape[1])
-    weights = scores[chosen] ** 2  # squared: the confident tiles dominate the estimate
+def tumour_centre(tile_scores: np.ndarray, wide: int, crop: int) -> np.ndarray:
+    """Return the tumour centre (row, col) in wide pixels from the selected slices' tile
+    probabilities (n, tiles, tiles); the slice centre when every probability is zero."""
+    centres = tile_centres(wide, crop, tile_scores.shape[1])
+    weights = tile_scores**2  # squared: the confident tiles dominate the estimate
     total = weights.sum()
     if total <= 0:
-        return chosen, np.array([(wide - 1) / 2, (wide - 1) / 2])
+        return np.array([(wide - 1) / 2, (wide - 1) / 2])
     row = (weights.sum(axis=(0, 2)) @ centres) / total
     col = (weights.sum(axis=(0, 1)) @ centres) / total
-    return chosen, np.array([row, col])
+    return np.array([row, col])
 
 
 def crop_at(images: np.ndarray, centre: np.ndarray, crop: int) -> np.ndarray:
