@@ -331,7 +331,9 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
         wide = wide.reindex(columns=order).reset_index()
         for col in wide.columns[1:]:
             is_auc = col.split(" ")[0] in AUC_COLUMNS
-            if not col.startswith("n "):
+            if col.startswith("n "):
+                wide[col] = wide[col].astype("Int64")
+            else:
                 wide[col] = wide[col].map(lambda v, a=is_auc: _fmt(v, not a))
         parts += [
             "<h2>Automatic vs annotated slice selection</h2>",
@@ -340,8 +342,9 @@ def render_html(*, task: dict, config: dict, cohort: pd.DataFrame, files: pd.Dat
             "slices; the slices it selects are cropped around the tumour centre it finds and "
             "classified. Slice level: its selection of the held-out patients' slices against the "
             "annotated ones. Patient level: the same models with annotated vs automatic slices.</p>",
-            _table(selection_slices, ["sensitivity", "specificity", "jaccard", "patients_hit",
-                                      "jaccard_per_patient"]),
+            _table(selection_slices.round({"centre_error_mm_median": 1}),
+                   ["sensitivity", "specificity", "jaccard", "patients_hit",
+                    "jaccard_per_patient"]),
             wide.to_html(index=False, border=0, classes="t", na_rep=""),
         ]  # fmt: skip
     if gradcam_png:
