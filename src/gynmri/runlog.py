@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -17,3 +18,13 @@ def start(log_path: str, name: str = "gynmri") -> logging.Logger:
     # Library warnings and uncaught tracebacks written to stderr land in the log as well.
     sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
     return logging.getLogger(name)
+
+
+def limit_xla_threads(threads: int) -> None:
+    """Keep a JAX job within the ``threads`` Snakemake gave it (call before jax is imported:
+    XLA reads its thread settings at import)."""
+    multi = "true" if threads > 1 else "false"
+    os.environ.setdefault(
+        "XLA_FLAGS",
+        f"--xla_cpu_multi_thread_eigen={multi} intra_op_parallelism_threads={threads}",
+    )

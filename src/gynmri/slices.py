@@ -88,11 +88,7 @@ def write_slices(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_slices(paths: Iterable[str | Path], sequence: str | None = None) -> pd.DataFrame:
     """Return the concatenated slice tables, optionally only the rows of one sequence."""
-    filters = [("sequence", "=", sequence)] if sequence else None
-    tables = [pq.read_table(p, schema=SLICE_SCHEMA, filters=filters) for p in paths]
-    if not tables:
-        return empty_slices()
-    return pa.concat_tables(tables).to_pandas()
+    return _read_tables(paths, SLICE_SCHEMA, sequence)
 
 
 def to_images(df: pd.DataFrame) -> np.ndarray:
@@ -116,11 +112,7 @@ def write_wide(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_wide(paths: Iterable[str | Path], sequence: str | None = None) -> pd.DataFrame:
     """Return the concatenated wide tables, optionally only the rows of one sequence."""
-    filters = [("sequence", "=", sequence)] if sequence else None
-    tables = [pq.read_table(p, schema=WIDE_SCHEMA, filters=filters) for p in paths]
-    if not tables:
-        return WIDE_SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables(tables).to_pandas()
+    return _read_tables(paths, WIDE_SCHEMA, sequence)
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
@@ -135,3 +127,14 @@ def to_masks(df: pd.DataFrame) -> np.ndarray:
     h, w = int(df["height"].iloc[0]), int(df["width"].iloc[0])
     bits = [np.unpackbits(np.frombuffer(b, np.uint8), count=h * w) for b in df["mask"]]
     return np.stack(bits).reshape(len(df), h, w).astype(bool)
+
+
+def _read_tables(
+    paths: Iterable[str | Path], schema: pa.Schema, sequence: str | None
+) -> pd.DataFrame:
+    """Return parquet tables of ``schema`` concatenated, optionally one sequence's rows only."""
+    filters = [("sequence", "=", sequence)] if sequence else None
+    tables = [pq.read_table(p, schema=schema, filters=filters) for p in paths]
+    if not tables:
+        return schema.empty_table().to_pandas()
+    return pa.concat_tables(tables).to_pandas()

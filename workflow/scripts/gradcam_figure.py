@@ -6,7 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+from gynmri.runlog import limit_xla_threads  # noqa: E402
+
+limit_xla_threads(1)
 
 from gynmri.explain import sample_figure  # noqa: E402
 from gynmri.runlog import start  # noqa: E402

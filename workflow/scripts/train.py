@@ -6,12 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-# XLA reads its thread settings at import: keep the job within the threads Snakemake gave it.
-os.environ.setdefault(
-    "XLA_FLAGS",
-    f"--xla_cpu_multi_thread_eigen={'true' if snakemake.threads > 1 else 'false'} "
-    f"intra_op_parallelism_threads={snakemake.threads}",
-)
+from gynmri.runlog import limit_xla_threads  # noqa: E402
+
+limit_xla_threads(snakemake.threads)
 
 from gynmri.crossval import train_fold  # noqa: E402
 from gynmri.runlog import start  # noqa: E402
