@@ -1,14 +1,8 @@
-# gynmri: raw multi-center MRI DICOM -> harmonised slices -> folds -> MobileNetV2 per
+# gynmri: raw multi-center MRI DICOM -> harmonized slices -> folds -> MobileNetV2 per
 # (sequence, fold) -> ensembles over sequences -> report. See README.md.
-import sys
-from pathlib import Path
-
 from snakemake.utils import min_version
 
 min_version("9.0")
-
-# The package holds the logic; make it importable even when it is not pip-installed.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 
 # The embedded default, unless a --configfile is given: a configuration file replaces it whole
@@ -34,6 +28,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

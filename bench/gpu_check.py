@@ -40,15 +40,23 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from gynmri.train import build_model, class_tables, make_optimizer, make_train_step  # noqa: E402
+from gynmri.training.model import build_model  # noqa: E402
+from gynmri.training.sampler import class_tables  # noqa: E402
+from gynmri.training.step import make_optimizer, make_train_step  # noqa: E402
 
-AUGMENT = {"rotate_deg": 12, "flip_lr": True, "scale": [0.9, 1.1], "translate_frac": 0.05,
-           "contrast": 0.1, "intensity": 0.1}  # fmt: skip
+AUGMENT = {
+    "rotate_deg": 12,
+    "flip_lr": True,
+    "scale": [0.9, 1.1],
+    "translate_frac": 0.05,
+    "contrast": 0.1,
+    "intensity": 0.1,
+}
 # Relative (to max |logit|) tolerances, GPU vs CPU.
 TOL = {"float32": 1e-4, "bfloat16": 3e-2}
 
 
-def _randomise_batchnorm(model: nnx.Module, seed: int = 1) -> None:
+def _randomize_batchnorm(model: nnx.Module, seed: int = 1) -> None:
     rng = np.random.default_rng(seed)
     for _, m in nnx.iter_graph(model):
         if isinstance(m, nnx.BatchNorm):
@@ -75,15 +83,18 @@ def check_logits(gpu: jax.Device | None, cpu: jax.Device, width: float, size: in
     reference = None
     for dtype in ("float32", "bfloat16"):
         model = build_model(1000, {"width": width, "stem": "replicate", "dtype": dtype})
-        _randomise_batchnorm(model)
+        _randomize_batchnorm(model)
         model.eval()
         graphdef, state = nnx.split(model)
         cpu_logits = _logits_on(cpu, graphdef, state, x, "highest")
         if dtype == "float32":
             reference = cpu_logits
         scale = float(np.abs(cpu_logits).max())
-        row = {"dtype": dtype, "max_abs_logit": scale,
-               "cpu_vs_cpu_float32": float(np.abs(cpu_logits - reference).max() / scale)}  # fmt: skip
+        row = {
+            "dtype": dtype,
+            "max_abs_logit": scale,
+            "cpu_vs_cpu_float32": float(np.abs(cpu_logits - reference).max() / scale),
+        }
         if gpu is not None:
             for precision in ("highest", None):
                 g = _logits_on(gpu, graphdef, state, x, precision)
@@ -92,18 +103,24 @@ def check_logits(gpu: jax.Device | None, cpu: jax.Device, width: float, size: in
                 )
             row["ok"] = row["gpu_vs_cpu_highest"] < TOL[dtype]
         rows.append(row)
-        print("logits " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                    for k, v in row.items()), flush=True)  # fmt: skip
+        print(
+            "logits "
+            + ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+            ),
+            flush=True,
+        )
     return rows
 
 
-def time_training(device: jax.Device, width: float, size: int, batch: int, dtype: str,
-                  steps: int) -> dict:  # fmt: skip
+def time_training(
+    device: jax.Device, width: float, size: int, batch: int, dtype: str, steps: int
+) -> dict:
     with jax.default_device(device):
         model = build_model(
             3, {"width": width, "stem": "single", "dtype": dtype, "bn_momentum": 0.9}
         )
-        optimizer = make_optimizer(model, {"learning_rate": 1e-3}, 10_000)
+        optimizer = make_optimizer(model, 1e-3, 0.0, 10_000)
         model.train()
         graphdef, state = nnx.split((model, optimizer))
         state = jax.device_put(state, device)
@@ -125,10 +142,17 @@ def time_training(device: jax.Device, width: float, size: int, batch: int, dtype
         jax.block_until_ready((state, loss))
         seconds = time.perf_counter() - t0
     stats = device.memory_stats() or {}
-    return {"batch": batch, "dtype": dtype, "size": size, "width": width, "steps": steps,
-            "first_step_s": round(first, 2), "images_per_s": round(steps * batch / seconds, 1),
-            "loss_finite": bool(np.isfinite(float(loss))),
-            "peak_mib": round(stats.get("peak_bytes_in_use", 0) / 2**20, 1) or None}  # fmt: skip
+    return {
+        "batch": batch,
+        "dtype": dtype,
+        "size": size,
+        "width": width,
+        "steps": steps,
+        "first_step_s": round(first, 2),
+        "images_per_s": round(steps * batch / seconds, 1),
+        "loss_finite": bool(np.isfinite(float(loss))),
+        "peak_mib": round(stats.get("peak_bytes_in_use", 0) / 2**20, 1) or None,
+    }
 
 
 def main() -> int:
@@ -146,8 +170,10 @@ def main() -> int:
     cpu = jax.devices("cpu")[0]
     gpu = gpus[0] if gpus else None
     if gpu is None:
-        print("no GPU: jax sees no CUDA device (install jax[cuda13]==0.10.2 on a GPU machine); "
-              "running the CPU self-test" + ("" if args.quick else " at full size"))  # fmt: skip
+        print(
+            "no GPU: jax sees no CUDA device (install jax[cuda13]==0.10.2 on a GPU machine); "
+            "running the CPU self-test" + ("" if args.quick else " at full size")
+        )
     else:
         print(f"GPU: {gpu.device_kind}")
     width, size = (0.35, 64) if args.quick else (1.0, 224)
@@ -155,8 +181,12 @@ def main() -> int:
     steps = 2 if args.quick else args.steps
     target = gpu or cpu
 
-    result: dict = {"jax": jax.__version__, "devices": [str(d) for d in devices],
-                    "gpu": gpu.device_kind if gpu else None, "quick": args.quick}  # fmt: skip
+    result: dict = {
+        "jax": jax.__version__,
+        "devices": [str(d) for d in devices],
+        "gpu": gpu.device_kind if gpu else None,
+        "quick": args.quick,
+    }
     result["logits"] = check_logits(gpu, cpu, width, size)
     result["training"] = []
     for dtype in ("float32", "bfloat16"):
@@ -166,15 +196,22 @@ def main() -> int:
                 continue
             row = time_training(target, width, size, batch, dtype, steps)
             result["training"].append(row)
-            print(f"train {dtype} batch {batch}: {row['images_per_s']} img/s "
-                  f"(first step {row['first_step_s']}s)", flush=True)  # fmt: skip
+            print(
+                f"train {dtype} batch {batch}: {row['images_per_s']} img/s "
+                f"(first step {row['first_step_s']}s)",
+                flush=True,
+            )
 
-    print(f"\n{target.platform} {getattr(target, 'device_kind', '')}: training step "
-          f"(gather + augmentation + fwd/bwd + Adam), {size}x{size}, width {width}")  # fmt: skip
+    print(
+        f"\n{target.platform} {getattr(target, 'device_kind', '')}: training step "
+        f"(gather + augmentation + fwd/bwd + Adam), {size}x{size}, width {width}"
+    )
     print(f"{'dtype':9s} {'batch':>5s} {'img/s':>9s} {'first step s':>13s} {'peak MiB':>9s}")
     for r in result["training"]:
-        print(f"{r['dtype']:9s} {r['batch']:5d} {r['images_per_s']:9.1f} {r['first_step_s']:13.2f} "
-              f"{r['peak_mib'] if r['peak_mib'] else '-':>9}")  # fmt: skip
+        print(
+            f"{r['dtype']:9s} {r['batch']:5d} {r['images_per_s']:9.1f} {r['first_step_s']:13.2f} "
+            f"{r['peak_mib'] if r['peak_mib'] else '-':>9}"
+        )
     ok = all(r.get("ok", True) for r in result["logits"]) and all(
         r["loss_finite"] for r in result["training"]
     )

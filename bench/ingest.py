@@ -20,8 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from gynmri.dicom import discover, list_files
-from gynmri.volumes import build_volumes
+from gynmri.io.dicom import discover, list_files
+from gynmri.io.volumes import build_volumes
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/dcm_qa_nih"
 

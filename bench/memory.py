@@ -24,14 +24,15 @@ import time
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from gynmri.train import enable_compilation_cache, fit
+from gynmri.runlog import enable_compilation_cache
+from gynmri.training.loop import fit
 cfg = json.loads(sys.argv[1])
 enable_compilation_cache(cfg["cache"])
 rng = np.random.default_rng(0)
 n, size = cfg["n"], cfg["size"]
 labels = np.arange(n) % 2
 images = rng.standard_normal((n, size, size)).astype(np.float32)
-train_cfg = {"batch_size": cfg["batch"], "epochs": cfg["epochs"],
+train_cfg = {"batch_size": cfg["batch"], "epochs": cfg["epochs"], "learning_rate": 1e-3,
              "images_per_epoch": cfg["images_per_epoch"], "seed": 0,
              "images_per_class": cfg["images_per_class"],
              "augment": {"rotate_deg": 12, "flip_lr": True, "scale": [0.9, 1.1],
@@ -76,25 +77,38 @@ def main() -> None:
 
     pools = [int(v) for v in args.pools.split(",")]
     with tempfile.TemporaryDirectory() as cache:
-        base = {"n": args.n, "size": args.size, "batch": args.batch, "width": args.width,
-                "epochs": args.epochs, "images_per_epoch": args.images_per_epoch, "cache": cache}  # fmt: skip
-        print(f"fit: {args.n} training images {args.size}x{args.size}, 2 classes, batch "
-              f"{args.batch}, width {args.width}, {args.epochs} epochs x {args.images_per_epoch} "
-              "images, full augmentation")  # fmt: skip
+        base = {
+            "n": args.n,
+            "size": args.size,
+            "batch": args.batch,
+            "width": args.width,
+            "epochs": args.epochs,
+            "images_per_epoch": args.images_per_epoch,
+            "cache": cache,
+        }
+        print(
+            f"fit: {args.n} training images {args.size}x{args.size}, 2 classes, batch "
+            f"{args.batch}, width {args.width}, {args.epochs} epochs x {args.images_per_epoch} "
+            "images, full augmentation"
+        )
         peaks = {}
         for pool in pools:
             t = time.time()
             peaks[pool], out = run_child({**base, "images_per_class": pool})
             virtual_gib = 2 * pool * args.size * args.size * 4 / 2**30
-            print(f"images_per_class {pool:>9,}: peak RSS {peaks[pool]:7.1f} MiB "
-                  f"({time.time() - t:.0f}s; the pool materialised would take {virtual_gib:,.1f} GiB)",
-                  flush=True)  # fmt: skip
+            print(
+                f"images_per_class {pool:>9,}: peak RSS {peaks[pool]:7.1f} MiB "
+                f"({time.time() - t:.0f}s; the pool materialized would take {virtual_gib:,.1f} GiB)",
+                flush=True,
+            )
         if args.also_data:
             n = args.n * args.also_data
             peak, _ = run_child({**base, "n": n, "images_per_class": pools[0]})
             data_mib = n * args.size * args.size * 4 / 2**20
-            print(f"{n} training images (x{args.also_data}, +{data_mib - args.n * args.size**2 * 4 / 2**20:.0f} "
-                  f"MiB of float32 data), images_per_class {pools[0]:,}: peak RSS {peak:7.1f} MiB")  # fmt: skip
+            print(
+                f"{n} training images (x{args.also_data}, +{data_mib - args.n * args.size**2 * 4 / 2**20:.0f} "
+                f"MiB of float32 data), images_per_class {pools[0]:,}: peak RSS {peak:7.1f} MiB"
+            )
     print(f"ratio: {peaks[pools[-1]] / peaks[pools[0]]:.3f}")
 
 

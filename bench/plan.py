@@ -21,8 +21,23 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SEQUENCES = ["T2axi", "T2sag", "T2cor", "T2FSaxi", "T2FSsag", "DWI", "DWIsag", "ADC", "ADCsag", "T1axi",
-             "T1sag", "T1FSaxi", "CET1axi", "CET1sag", "CET1cor"]  # fmt: skip
+SEQUENCES = [
+    "T2axi",
+    "T2sag",
+    "T2cor",
+    "T2FSaxi",
+    "T2FSsag",
+    "DWI",
+    "DWIsag",
+    "ADC",
+    "ADCsag",
+    "T1axi",
+    "T1sag",
+    "T1FSaxi",
+    "CET1axi",
+    "CET1sag",
+    "CET1cor",
+]
 
 
 def make_cohort(workdir: Path, per_class: dict[str, int]) -> Path:
@@ -48,10 +63,24 @@ def make_cohort(workdir: Path, per_class: dict[str, int]) -> Path:
     return path
 
 
-def dry_run(workdir: Path, config: Path) -> tuple[float, str, int]:
-    """Return (seconds, output, exit status) of one dry run of the workflow."""
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"),
-           "-d", str(workdir), "--configfile", str(config), "--cores", "2"]  # fmt: skip
+def dry_run(workdir: Path, config: Path, extra: list[str] = ()) -> tuple[float, str, int]:
+    """Return (seconds, output, exit status) of one dry run of the workflow (``extra``: more
+    snakemake arguments, e.g. a profile)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, "GYNMRI_KEY": "bench"}

@@ -52,7 +52,7 @@ def torch_mobilenet_v2(num_classes: int, width: float = 1.0):  # noqa: ANN201
     import torch
     from torch import nn
 
-    from gynmri.model import BLOCK_SPECS, _make_divisible
+    from gynmri.training.model import BLOCK_SPECS, _make_divisible
 
     def conv_bn(cin: int, cout: int, k: int, stride: int, groups: int = 1, act: bool = True):
         layers = [
@@ -130,12 +130,13 @@ def bench_nnx_model_step(
     import optax
     from flax import nnx
 
-    from gynmri.train import build_model, make_optimizer
+    from gynmri.training.model import build_model
+    from gynmri.training.step import make_optimizer
 
     model = build_model(
         3, {"width": args.width, "stem": "replicate", "depthwise": depthwise, "dtype": dtype}
     )
-    optimizer = make_optimizer(model, {"learning_rate": 1e-3}, 1000)
+    optimizer = make_optimizer(model, 1e-3, 0.0, 1000)
     model.train()
     graphdef, state = nnx.split((model, optimizer))
 
@@ -172,14 +173,22 @@ def bench_nnx_full_step(args: argparse.Namespace, depthwise: str, dtype: str) ->
     import numpy as np
     from flax import nnx
 
-    from gynmri.train import build_model, class_tables, make_optimizer, make_train_step
+    from gynmri.training.model import build_model
+    from gynmri.training.sampler import class_tables
+    from gynmri.training.step import make_optimizer, make_train_step
 
-    aug = {"rotate_deg": 12, "flip_lr": True, "scale": [0.9, 1.1], "translate_frac": 0.05,
-           "contrast": 0.1, "intensity": 0.1}  # fmt: skip
+    aug = {
+        "rotate_deg": 12,
+        "flip_lr": True,
+        "scale": [0.9, 1.1],
+        "translate_frac": 0.05,
+        "contrast": 0.1,
+        "intensity": 0.1,
+    }
     model = build_model(
         3, {"width": args.width, "stem": "replicate", "depthwise": depthwise, "dtype": dtype}
     )
-    optimizer = make_optimizer(model, {"learning_rate": 1e-3}, 1000)
+    optimizer = make_optimizer(model, 1e-3, 0.0, 1000)
     model.train()
     graphdef, state = nnx.split((model, optimizer))
     step = make_train_step(graphdef, args.batch, aug, 3, images_per_class=875_000)
@@ -201,9 +210,11 @@ def bench_nnx_full_step(args: argparse.Namespace, depthwise: str, dtype: str) ->
 def main(args: argparse.Namespace) -> None:
     import jax
 
-    print(f"MobileNetV2 width {args.width}, {args.size}x{args.size}x3, batch {args.batch}, "
-          f"{args.threads} thread(s), {args.steps} timed steps; jax {jax.__version__} "
-          f"{jax.devices()[0].platform}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")  # fmt: skip
+    print(
+        f"MobileNetV2 width {args.width}, {args.size}x{args.size}x3, batch {args.batch}, "
+        f"{args.threads} thread(s), {args.steps} timed steps; jax {jax.__version__} "
+        f"{jax.devices()[0].platform}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    )
     results: dict[str, float] = {}
     if not args.no_torch:
         try:

@@ -31,3 +31,21 @@ def tiny_run(tmp_path_factory, shared_jax_cache):
     (workdir / "config.yaml").write_text(text)
     snakemake(workdir, "--cores", "2")
     return workdir
+
+
+def keras_net(num_classes: int, seed: int = 0, **settings):
+    """Return a MobileNetV2 with Keras' architecture settings (width 1.0, 3-channel stem, BatchNorm
+    momentum 0.999, float32), ``settings`` overriding them."""
+    from flax import nnx
+
+    from gynmri.training.model import MobileNetV2
+
+    args = {
+        "width": 1.0,
+        "in_channels": 3,
+        "depthwise": "shifted",
+        "bn_momentum": 0.999,
+        "dtype": "float32",
+        **settings,
+    }
+    return MobileNetV2(num_classes, **args, rngs=nnx.Rngs(seed))

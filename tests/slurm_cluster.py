@@ -81,11 +81,22 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             )
             self.pids.append(self.root / f"{daemon}.pid")
         try:
-            _wait(lambda: subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                                         env=self.env).stdout.strip() == "idle", 60, "an idle node")  # fmt: skip
+            _wait(
+                lambda: (
+                    subprocess.run(
+                        ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=self.env
+                    ).stdout.strip()
+                    == "idle"
+                ),
+                60,
+                "an idle node",
+            )
         except RuntimeError:
-            logs = "".join((self.root / "log" / f).read_text()[-2000:] for f in ("slurmctld.log", "slurmd.log")
-                           if (self.root / "log" / f).exists())  # fmt: skip
+            logs = "".join(
+                (self.root / "log" / f).read_text()[-2000:]
+                for f in ("slurmctld.log", "slurmd.log")
+                if (self.root / "log" / f).exists()
+            )
             self.stop()
             raise RuntimeError(f"SLURM did not come up:\n{logs}") from None
 

@@ -8,11 +8,11 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from gynmri.annotations import AnnotationError, AnnotationIndex
-from gynmri.cases import CasesError, read_slice_ranges
-from gynmri.dicom import discover
+from gynmri.io.annotations import AnnotationError, AnnotationIndex
+from gynmri.io.cases import CasesError, read_slice_ranges
+from gynmri.io.dicom import discover
+from gynmri.io.volumes import build_volumes, choose_volume
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
-from gynmri.volumes import build_volumes, choose_volume
 
 SPEC = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=9)
 
@@ -24,7 +24,7 @@ def patient(tmp_path_factory):
     write_patient(SPEC, row, out / "dicom", out / "masks")
     _, series = discover(out / "dicom" / row.patient_dir)
     t2 = next(s for s in series if s.plane == "axial" and "t2" in s.description.lower())
-    volume = choose_volume(build_volumes(t2)[0])
+    volume = choose_volume(build_volumes(t2)[0], "highest")
     nifti = out / "masks" / row.patient_dir / f"{t2.uid}.nii.gz"
     return out, t2, volume, sitk.GetArrayFromImage(sitk.ReadImage(str(nifti)))
 
@@ -32,21 +32,33 @@ def patient(tmp_path_factory):
 def _seg(series, mask: np.ndarray, out: Path) -> Path:
     """Write a DICOM SEG (highdicom) of ``mask`` (z sorted along the normal) over ``series``."""
     normal = np.cross(series.orientation[:3], series.orientation[3:])
-    sources = sorted((pydicom.dcmread(f.path) for f in series.files),
-                     key=lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient])))  # fmt: skip
+    sources = sorted(
+        (pydicom.dcmread(f.path) for f in series.files),
+        key=lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient])),
+    )
     desc = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="tumour",
-        segmented_property_category=hd.sr.CodedConcept("49755003", "SCT", "Morphologically Altered Structure"),
+        segment_number=1,
+        segment_label="tumour",
+        segmented_property_category=hd.sr.CodedConcept(
+            "49755003", "SCT", "Morphologically Altered Structure"
+        ),
         segmented_property_type=hd.sr.CodedConcept("108369006", "SCT", "Neoplasm"),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
-    )  # fmt: skip
+    )
     seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=mask.astype(bool),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=[desc],
-        series_instance_uid=hd.UID(), series_number=99, sop_instance_uid=hd.UID(), instance_number=1,
-        manufacturer="gynmri", manufacturer_model_name="test", software_versions="0",
+        source_images=sources,
+        pixel_array=mask.astype(bool),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[desc],
+        series_instance_uid=hd.UID(),
+        series_number=99,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="gynmri",
+        manufacturer_model_name="test",
+        software_versions="0",
         device_serial_number="0",
-    )  # fmt: skip
+    )
     out.mkdir(parents=True, exist_ok=True)
     seg.save_as(out / "tumour_seg.dcm")
     return out / "tumour_seg.dcm"

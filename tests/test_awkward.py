@@ -14,9 +14,9 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from gynmri.dicom import discover, list_files
-from gynmri.harmonize import SeriesError
-from gynmri.volumes import build_volumes, decode
+from gynmri.io.dicom import discover, list_files
+from gynmri.io.volumes import build_volumes, decode
+from gynmri.preprocessing.harmonize import SeriesError
 
 TEST_FILES = Path(pydicom.__file__).parent / "data/test_files"
 
@@ -72,15 +72,18 @@ def test_every_file_is_accounted_for(cohort, modalities):
         assert manifest[cohort / "MR_small.dcm"] == "built"
         # Same SOPInstanceUID as MR_small.dcm, re-encoded: kept once.
         assert manifest[cohort / "MR_small_RLE.dcm"].startswith("duplicate instance")
-        # Tri-plane localisers and radial scans in dicomdirtests/98892003.
+        # Tri-plane localizers and radial scans in dicomdirtests/98892003.
         assert "mixed orientations in one series" in reasons
 
 
 def test_truncated_pixel_data_names_file_and_syntax(tmp_path):
     shutil.copy(TEST_FILES / "MR_truncated.dcm", tmp_path)
     _, (series,) = discover(tmp_path)
-    with pytest.raises(SeriesError, match=r"MR_truncated.dcm: pixel data unreadable "
-                                          r"\(Explicit VR Little Endian"):  # fmt: skip
+    with pytest.raises(
+        SeriesError,
+        match=r"MR_truncated.dcm: pixel data unreadable "
+        r"\(Explicit VR Little Endian",
+    ):
         build_volumes(series)
 
 
@@ -103,8 +106,9 @@ def test_compressed_syntaxes_decode(cohort, family):
     assert decoded, f"no {family} file decoded"
 
 
-@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm",
-                                  "MR_small_jpeg_ls_lossless.dcm"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"]
+)
 def test_compressed_mr_builds_like_uncompressed(tmp_path, name):
     for n in ("MR_small.dcm", name):
         (tmp_path / n.removesuffix(".dcm")).mkdir()

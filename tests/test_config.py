@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gynmri.cases import CasesError, load_cases, read_cases_table
 from gynmri.config import ConfigError, load_config, validate_config
-from gynmri.deid import MissingKeyError, load_secret, patient_key
+from gynmri.io.cases import CasesError, load_cases, read_cases_table
+from gynmri.io.deid import MissingKeyError, load_secret, patient_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +70,16 @@ def test_real_cohort_needs_a_secret(config, tmp_path, monkeypatch):
 def test_keys_are_stable_and_depend_on_the_secret():
     assert patient_key(b"a", "c", "x") == patient_key(b"a", "c", "x")
     assert patient_key(b"a", "c", "x") != patient_key(b"b", "c", "x")
+
+
+def test_a_job_refuses_a_secret_other_than_the_planned_one(monkeypatch):
+    from gynmri.io.deid import DEMO_KEY, job_secret, secret_id
+
+    monkeypatch.setenv("GYNMRI_KEY", "the real secret")
+    planned = secret_id(b"the real secret")
+    assert job_secret({}, planned) == b"the real secret"
+    assert "real secret" not in planned
+    monkeypatch.delenv("GYNMRI_KEY")  # the job does not see the variable: the demo key is not ok
+    with pytest.raises(MissingKeyError, match="GYNMRI_KEY"):
+        job_secret({}, planned)
+    assert job_secret({}, secret_id(DEMO_KEY)) == DEMO_KEY  # a synthetic cohort

@@ -8,7 +8,7 @@ compare:
 - geometry: our LPS affine -> RAS (first two rows negated) is matched to the reference affine
   through an index map T = inv(ours) @ ref, which must be a signed permutation with integer
   offsets (dcm2niix flips the row axis to make a NIfTI-conventional image); with T rounded,
-  ours @ T must equal the reference affine within 1e-3 (i.e. every voxel centre has the same
+  ours @ T must equal the reference affine within 1e-3 (i.e. every voxel center has the same
   world coordinates), and the voxel spacings must agree within 1e-3 mm;
 - voxel values at the matched voxels: equal (correlation > 0.999 accepted if scaling differs).
 """
@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from gynmri.dicom import discover
-from gynmri.volumes import build_volumes
+from gynmri.io.dicom import discover
+from gynmri.io.volumes import build_volumes
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/dcm_qa_nih"
 VENDOR_FOLDERS = {"GE": "20180918GE", "Siemens": "20180918Si"}
@@ -87,8 +87,9 @@ def test_matches_dcm2niix(built, ref_path: Path):
         assert np.allclose(ours @ rounded, ref.affine, atol=1e-3)
         our_size = np.array(image.GetSize())
         assert sorted(perm @ our_size) == sorted(ref_shape)
-        assert np.allclose(perm @ np.array(image.GetSpacing()), ref.header.get_zooms()[:3],
-                           atol=1e-3)  # fmt: skip
+        assert np.allclose(
+            perm @ np.array(image.GetSpacing()), ref.header.get_zooms()[:3], atol=1e-3
+        )
         idx = np.indices(ref_shape).reshape(3, -1)
         ours_idx = (rounded[:3, :3] @ idx + rounded[:3, 3:]).astype(int)
         assert ours_idx.min() >= 0 and np.all(ours_idx.max(axis=1) < our_size)

@@ -1,17 +1,17 @@
-"""Tumour-slice detection: tiles, labels, selection, centre, and the wide slices of ingest."""
+"""Tumour-slice detection: tiles, labels, selection, center, and the wide slices of ingest."""
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from gynmri import detect
 from gynmri.config import load_config
-from gynmri.deid import DEMO_KEY
-from gynmri.ingest import WIDE_SCHEMA, ingest_patient
-from gynmri.sequences import load_rules
-from gynmri.slices import to_images, to_masks
+from gynmri.detection import views as detect
+from gynmri.io.deid import DEMO_KEY
+from gynmri.io.slices import to_images, to_masks
+from gynmri.preprocessing.harmonize import wide_size
+from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.sequences import load_rules
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_tiles_cover_the_slice_and_labels_follow_the_mask():
     assert y[30:].sum() == labels.sum()
 
 
-def test_selection_takes_the_run_around_the_best_slice_and_finds_the_centre():
+def test_selection_takes_the_run_around_the_best_slice_and_finds_the_center():
     scores = np.array([0.1, 0.2, 0.9, 0.95, 0.8, 0.1, 0.1, 0.7, 0.9, 0.2])
     smoothed = detect.smooth(scores)
     assert smoothed[3] == pytest.approx((0.9 + 1.9 + 0.8) / 4)
@@ -48,16 +48,16 @@ def test_selection_takes_the_run_around_the_best_slice_and_finds_the_centre():
     tiles = np.zeros((2, 5, 5))
     tiles[:, 3, 4] = 0.9  # tumour around tile (3, 4)
     tiles[:, 3, 3] = 0.6
-    centre = detect.tumour_centre(tiles, 96, 48)
-    centres = detect.tile_centres(96, 48, 5)
-    assert centre[0] == pytest.approx(centres[3])
-    assert centres[3] < centre[1] < centres[4]  # pulled towards the more confident tile
-    assert detect.tumour_centre(np.zeros((1, 5, 5)), 96, 48).tolist() == [47.5, 47.5]
+    center = detect.tumour_center(tiles, 96, 48)
+    centers = detect.tile_centers(96, 48, 5)
+    assert center[0] == pytest.approx(centers[3])
+    assert centers[3] < center[1] < centers[4]  # pulled towards the more confident tile
+    assert detect.tumour_center(np.zeros((1, 5, 5)), 96, 48).tolist() == pytest.approx([47.5, 47.5])
     image = np.arange(2 * 96 * 96, dtype=float).reshape(2, 96, 96)
     crops = detect.crop_at(image, np.array([90.0, 2.0]), 48)
     assert crops.shape == (2, 48, 48) and crops[0, 0, 0] == 48 * 96  # clamped inside the slice
     m = detect.slice_metrics(np.array([0, 1, 1, 0], bool), np.array([0, 1, 0, 1], bool))
-    assert m["sensitivity"] == 0.5 and m["specificity"] == 0.5
+    assert m["sensitivity"] == pytest.approx(0.5) and m["specificity"] == pytest.approx(0.5)
     assert m["jaccard"] == pytest.approx(1 / 3)
 
 
@@ -66,15 +66,17 @@ def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
     row = plan_cohort(spec).iloc[0]
     write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
     config = load_config(ROOT / "config" / "config.yaml")
-    wide: list = []
-    table, _ = ingest_patient(
-        tmp_path / "dicom" / row.patient_dir, tmp_path / "masks" / row.patient_dir, key="P01",
-        center=row.center, label=row.label, label_index=0, config=config,
-        rules=load_rules(ROOT / "config" / "sequences.yaml"), secret=DEMO_KEY, wide=wide,
-    )  # fmt: skip
-    wide = pd.DataFrame(wide, columns=WIDE_SCHEMA.names)
+    result = ingest_patient(
+        tmp_path / "dicom" / row.patient_dir,
+        tmp_path / "masks" / row.patient_dir,
+        case={"patient": "P01", "center": row.center, "label": row.label, "label_index": 0},
+        settings=IngestSettings.from_config(config),
+        rules=load_rules(ROOT / "config" / "sequences.yaml"),
+        secret=DEMO_KEY,
+    )
+    table, wide = result.slices, result.wide
     size = config["harmonize"]["size"]
-    n = detect.wide_size(size, config["harmonize"]["fov_mm"], config["detect"]["fov_mm"])
+    n = wide_size(size, config["harmonize"]["fov_mm"], config["detect"]["fov_mm"])
     assert set(wide["height"]) == {n}
     for sequence in ("T2axi", "DWI"):
         w = wide[wide["sequence"] == sequence].sort_values("slice_index")
@@ -83,9 +85,9 @@ def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
         assert w.loc[w["annotated"], "slice_index"].tolist() == t["slice_index"].tolist()
         masks = to_masks(w)
         assert masks[w["annotated"].to_numpy()].any(axis=(1, 2)).all()
-        # a crop around the tumour centre of a wide slice matches the classifier's slice
+        # a crop around the tumour center of a wide slice matches the classifier's slice
         k = int(t["slice_index"].iloc[len(t) // 2])
-        centre = np.argwhere(masks[w["annotated"].to_numpy()]).mean(axis=0)[1:]
-        crop = detect.crop_at(to_images(w[w["slice_index"] == k]), centre, size)[0]
+        center = np.argwhere(masks[w["annotated"].to_numpy()]).mean(axis=0)[1:]
+        crop = detect.crop_at(to_images(w[w["slice_index"] == k]), center, size)[0]
         classifier = to_images(t[t["slice_index"] == k])[0]
         assert np.corrcoef(crop.ravel(), classifier.ravel())[0, 1] > 0.9

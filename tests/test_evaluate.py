@@ -3,13 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, recall_score, roc_auc_score
 
-from gynmri.evaluate import (
-    binary_metrics,
-    check_out_of_fold,
-    combine_sequences,
-    ensemble_metrics,
-    patient_scores,
-)
+from gynmri.evaluation.metrics import binary_metrics, ensemble_metrics
+from gynmri.evaluation.scoring import check_out_of_fold, combine_sequences, patient_scores
 
 CLASSES = ["myoma", "sarcoma"]
 
@@ -100,7 +95,7 @@ def test_three_classes_positive_score_sums_positive_classes():
         0.5,
         "mean",
     )
-    assert table.loc[0, "accuracy"] == 1.0
+    assert table.loc[0, "accuracy"] == pytest.approx(1.0)
 
 
 def test_prediction_from_training_fold_is_refused():
@@ -119,7 +114,7 @@ def test_metrics_with_ci_agree_with_sklearn_and_statsmodels():
     from sklearn.metrics import precision_score
     from statsmodels.stats.proportion import proportion_confint
 
-    from gynmri.evaluate import metrics_with_ci
+    from gynmri.evaluation.metrics import metrics_with_ci
 
     rng = np.random.default_rng(11)
     for trial in range(5):
@@ -156,7 +151,7 @@ def test_metrics_with_ci_agree_with_sklearn_and_statsmodels():
 
 
 def test_ci_columns_only_when_asked():
-    from gynmri.evaluate import sequence_metrics
+    from gynmri.evaluation.metrics import sequence_metrics
 
     scores = patient_scores(_predictions(), CLASSES, "mean")
     plain = sequence_metrics(scores, ["sarcoma"], 0.5)
@@ -189,14 +184,14 @@ def _fold_scores():
 
 
 def test_choose_threshold_rules():
-    from gynmri.evaluate import choose_threshold
+    from gynmri.evaluation.thresholds import choose_threshold
 
     y = np.array([0, 0, 1, 1, 0, 1], bool)
     s = np.array([0.1, 0.35, 0.4, 0.8, 0.6, 0.65])
     assert choose_threshold(y, s, "fixed:0.3") == 0.3
     assert choose_threshold(y, s, 0.5) == 0.5
     # s >= 0.4: sens 3/3, spec 2/3 (J=1.67); s >= 0.65: sens 2/3, spec 3/3 (1.67); tie -> lower
-    assert choose_threshold(y, s, "youden") == 0.4
+    assert choose_threshold(y, s, "youden") == pytest.approx(0.4)
     with pytest.raises(ValueError, match="unknown threshold rule"):
         choose_threshold(y, s, "median")
     with pytest.raises(ValueError, match="both classes"):
@@ -204,13 +199,16 @@ def test_choose_threshold_rules():
 
 
 def test_threshold_of_a_fold_is_fitted_on_the_other_folds_only():
-    from gynmri.evaluate import choose_threshold, per_fold_thresholds, sequence_metrics
+    from gynmri.evaluation.metrics import sequence_metrics
+    from gynmri.evaluation.thresholds import choose_threshold, per_fold_thresholds
 
     scores = _fold_scores()
     truth = scores["label"].eq("sarcoma").to_numpy()
-    assert choose_threshold(truth, scores["p_sarcoma"].to_numpy(), "youden") == 0.4  # leaky
+    assert choose_threshold(truth, scores["p_sarcoma"].to_numpy(), "youden") == pytest.approx(
+        0.4
+    )  # leaky
     thr = per_fold_thresholds(scores, ["sarcoma"], "youden")
-    assert thr.loc[0] == 0.7  # fitted on folds 1 and 2 only
+    assert thr.loc[0] == pytest.approx(0.7)  # fitted on folds 1 and 2 only
     # changing the test fold's own scores never changes its threshold
     moved = scores.copy()
     in_test = moved["fold"] == 0
@@ -219,7 +217,7 @@ def test_threshold_of_a_fold_is_fitted_on_the_other_folds_only():
     assert per_fold_thresholds(moved, ["sarcoma"], "youden").loc[0] == thr.loc[0]
     # applied: fold 0's sarcomas (0.4, 0.5) fall below 0.7 -> missed
     table = sequence_metrics(scores, ["sarcoma"], 0.5, threshold_rule="youden").set_index("fold")
-    assert table.loc["0", "threshold"] == 0.7
+    assert table.loc["0", "threshold"] == pytest.approx(0.7)
     assert table.loc["0", "tp"] == 0 and table.loc["0", "fn"] == 2
     assert table.loc["all", "fn"] == 2 and np.isnan(table.loc["all", "threshold"])
     fixed = per_fold_thresholds(scores, ["sarcoma"], "fixed:0.5")
@@ -227,7 +225,8 @@ def test_threshold_of_a_fold_is_fitted_on_the_other_folds_only():
 
 
 def test_evaluate_all_with_bootstrap_and_threshold_rule():
-    from gynmri.evaluate import evaluate_all
+    from gynmri.config import section
+    from gynmri.evaluation.metrics import evaluate_all
 
     rng = np.random.default_rng(3)
     rows = []
@@ -237,13 +236,15 @@ def test_evaluate_all_with_bootstrap_and_threshold_rule():
             for s in range(2):
                 p = float(np.clip(0.25 + 0.4 * (label == "sarcoma") + rng.normal(0, 0.2), 0, 1))
                 rows.append((f"P{i:02d}", seq, i % 4, label, s, 1 - p, p))
-    pred = pd.DataFrame(rows, columns=["patient", "sequence", "fold", "label", "slice_index",
-                                       "p_myoma", "p_sarcoma"])  # fmt: skip
+    pred = pd.DataFrame(
+        rows,
+        columns=["patient", "sequence", "fold", "label", "slice_index", "p_myoma", "p_sarcoma"],
+    )
     folds = pred[["patient", "fold"]].drop_duplicates()
-    cfg = {"aggregate": "mean", "threshold": 0.5, "combine": "mean"}
+    cfg = section("evaluate", {"aggregate": "mean", "threshold": 0.5, "combine": "mean"})
     plain = evaluate_all(pred, folds, CLASSES, ["sarcoma"], ["T2axi", "DWI"], cfg)
-    seq, ens, roc = evaluate_all(pred, folds, CLASSES, ["sarcoma"], ["T2axi", "DWI"], cfg,
-                                 n_boot=200, seed=0, threshold_rule="youden")  # fmt: skip
+    cfg.update(bootstrap=200, seed=0, threshold_rule="youden")
+    seq, ens, roc = evaluate_all(pred, folds, CLASSES, ["sarcoma"], ["T2axi", "DWI"], cfg)
     assert "auc_lo" not in plain[0] and "auc_lo" in seq and "auc_lo" in ens
     assert seq.loc[seq["fold"] == "all", "auc_lo"].notna().all()
     assert (ens["auc_lo"] <= ens["auc"]).all() and (ens["auc"] <= ens["auc_hi"]).all()

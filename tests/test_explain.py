@@ -1,4 +1,4 @@
-"""Grad-CAM (gynmri.explain) and the MobileNetV2 features/head split it relies on."""
+"""Grad-CAM (gynmri.inference.explain) and the MobileNetV2 features/head split it relies on."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from gynmri.explain import gradcam, overlay_grid_png, overlay_png
-from gynmri.model import relu6
-from gynmri.train import build_model, to_nhwc
+from gynmri.inference.explain import gradcam, overlay_grid_png, overlay_png
+from gynmri.training.model import build_model, relu6, to_nhwc
 
 CFG = {"width": 0.35, "stem": "single", "depthwise": "shifted", "bn_momentum": 0.9}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,8 +21,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def model():
     """A 2-class model in eval mode whose BatchNorm running statistics are calibrated.
 
-    Freshly initialised running statistics (mean 0, variance 1) make eval-mode activations
-    vanish (logits ~1e-12) through 50 un-normalised layers; one training-mode pass with
+    Freshly initialized running statistics (mean 0, variance 1) make eval-mode activations
+    vanish (logits ~1e-12) through 50 un-normalized layers; one training-mode pass with
     momentum 0 sets every layer's statistics to those of a real batch instead.
     """
     m = build_model(2, CFG, seed=3)
@@ -52,7 +51,7 @@ def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 def _old_call(m, x):
     """MobileNetV2.__call__ as it was before the features/head split (regression reference)."""
-    from gynmri.model import correct_pad
+    from gynmri.training.model import correct_pad
 
     pad = correct_pad((x.shape[1], x.shape[2]), 3)
     x = jnp.pad(x.astype(m.dtype), ((0, 0), pad[0], pad[1], (0, 0)))
@@ -106,13 +105,14 @@ def test_gradcam_shape_range_deterministic(model):
     cam = gradcam(model, x, 1, batch_size=4)  # 5 images: one full and one padded batch
     assert cam.shape == (5, 64, 64) and cam.dtype == np.float32
     assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
-    for c in cam:  # each map is normalised to a peak of 1, or all zero
-        assert c.max() == 1.0 or not c.any()
+    for c in cam:  # each map is normalized to a peak of 1, or all zero
+        assert c.max() == pytest.approx(1.0, abs=1e-6) or not c.any()
         assert c.std() > 0  # a 2x2 map upsampled is not constant
     np.testing.assert_array_equal(gradcam(model, x, 1, batch_size=4), cam)
     # Position in the batch and padding do not change a map (same compiled shape: no recompile).
-    np.testing.assert_allclose(gradcam(model, x[[4, 0, 1, 2]], 1, batch_size=4)[0], cam[4],
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        gradcam(model, x[[4, 0, 1, 2]], 1, batch_size=4)[0], cam[4], atol=1e-6
+    )
     # One class per image: the class-1 maps are the int's, the class-0 ones differ.
     mixed = gradcam(model, x, np.array([0, 1, 0, 1, 1]), batch_size=4)
     np.testing.assert_array_equal(mixed[[1, 3, 4]], cam[[1, 3, 4]])

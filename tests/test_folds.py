@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from gynmri.folds import LeakageError, assign_folds, check_covered, split
+from gynmri.training.folds import LeakageError, assign_folds, check_covered, split
 
 
 def _patients(n_a=20, n_b=9, centers=("c1", "c2", "c3")):
@@ -53,7 +53,7 @@ def test_split_and_leakage_checks():
 
 
 def test_lock_keeps_existing_patients_and_balances_new_ones(tmp_path):
-    from gynmri.folds import read_lock, update_lock
+    from gynmri.training.folds import read_lock, update_lock
 
     lock = tmp_path / "folds.lock.tsv"
     first = update_lock(lock, _patients(20, 9), k=3, seed=1)
@@ -76,7 +76,7 @@ def test_lock_keeps_existing_patients_and_balances_new_ones(tmp_path):
 
 
 def test_lock_refuses_label_change_and_other_k(tmp_path):
-    from gynmri.folds import update_lock
+    from gynmri.training.folds import update_lock
 
     lock = tmp_path / "folds.lock.tsv"
     update_lock(lock, _patients(), k=3, seed=1)

@@ -1,4 +1,4 @@
-"""Discovery, sequence naming and harmonisation on synthetic patients written to a temp folder."""
+"""Discovery, sequence naming and harmonization on synthetic patients written to a temp folder."""
 
 from pathlib import Path
 
@@ -8,11 +8,12 @@ import pytest
 import SimpleITK as sitk
 
 from gynmri.config import load_config
-from gynmri.dicom import discover, plane_of
-from gynmri.harmonize import canonical_grid, resample
-from gynmri.ingest import AnnotationError, ingest_patient
-from gynmri.sequences import load_rules, name_series
-from gynmri.slices import read_slices, to_images, write_slices
+from gynmri.io.annotations import AnnotationError
+from gynmri.io.dicom import discover, plane_of
+from gynmri.io.slices import read_slices, to_images, write_slices
+from gynmri.preprocessing.harmonize import canonical_grid, resample
+from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.sequences import load_rules, name_series
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,12 +41,26 @@ def rules():
     return load_rules(ROOT / "config" / "sequences.yaml")
 
 
-def _ingest(cohort, row, config, rules, **kw):
+def _case(row, key="Pdeadbeef00"):
+    return {
+        "patient": key,
+        "center": row.center,
+        "label": row.label,
+        "label_index": ["myoma", "sarcoma"].index(row.label),
+    }
+
+
+def _ingest(cohort, row, config, rules, dicom=None, masks=None):
     out, _ = cohort
-    return ingest_patient(out / "dicom" / row.patient_dir, out / "masks" / row.patient_dir,
-                          key="Pdeadbeef00", center=row.center, label=row.label,
-                          label_index=["myoma", "sarcoma"].index(row.label), config=config,
-                          rules=rules, secret=b"k", **kw)  # fmt: skip
+    result = ingest_patient(
+        dicom or out / "dicom" / row.patient_dir,
+        masks or out / "masks" / row.patient_dir,
+        case=_case(row),
+        settings=IngestSettings.from_config(config),
+        rules=rules,
+        secret=b"k",
+    )
+    return result.slices, result.qc
 
 
 def test_every_vendor_convention_is_named(cohort, rules):
@@ -98,9 +113,7 @@ def test_slice_order_and_file_names_do_not_matter(cohort, config, rules, tmp_pat
     dst.mkdir(parents=True)
     for i, p in enumerate(reversed(files)):
         (dst / f"x{i:05d}").write_bytes(p.read_bytes())
-    moved, _ = ingest_patient(dst, out / "masks" / row.patient_dir, key="Pdeadbeef00",
-                              center=row.center, label=row.label, label_index=0, config=config,
-                              rules=rules, secret=b"k")  # fmt: skip
+    moved, _ = _ingest(cohort, row, config, rules, dicom=dst)
     key = ["sequence", "slice_index"]
     a, b = (
         table.sort_values(key).reset_index(drop=True),
@@ -120,8 +133,7 @@ def test_mask_on_the_wrong_grid_is_an_error_naming_both(cohort, config, rules, t
         img.SetOrigin(tuple(np.array(img.GetOrigin()) + 7.0))
         sitk.WriteImage(img, str(masks / m.name))
     with pytest.raises(AnnotationError, match=r"series \d+ '.*': mask .*nii.gz.*origin"):
-        ingest_patient(out / "dicom" / row.patient_dir, masks, key="P0", center=row.center,
-                       label=row.label, label_index=0, config=config, rules=rules, secret=b"k")  # fmt: skip
+        _ingest(cohort, row, config, rules, masks=masks)
 
 
 def test_canonical_grid_puts_head_up_on_sagittal():

@@ -1,6 +1,6 @@
 """Our nnx MobileNetV2 against keras.applications.MobileNetV2 (Keras 3, JAX backend).
 
-Weights are copied layer by layer from a randomly initialised Keras model (``weights=None``: no
+Weights are copied layer by layer from a randomly initialized Keras model (``weights=None``: no
 download) with ``load_keras_weights``; BatchNorm moving statistics are set to random values first,
 so the eval-mode comparison exercises them too.
 """
@@ -20,7 +20,10 @@ keras = pytest.importorskip(
     "keras", reason="keras is not installed: pip install -e '.[test]' (Keras 3, JAX backend)"
 )
 
-from gynmri.model import MobileNetV2, count_parameters, load_keras_weights  # noqa: E402
+from conftest import keras_net  # noqa: E402
+
+from gynmri.training.model import count_parameters  # noqa: E402
+from gynmri.training.weights import load_keras_weights  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -52,7 +55,7 @@ def keras_model():
 
 
 def test_parameter_count_equals_keras(keras_model):
-    ours = nnx.eval_shape(lambda: MobileNetV2(1000, width=1.0, rngs=nnx.Rngs(0)))
+    ours = nnx.eval_shape(lambda: keras_net(1000, width=1.0))
     assert keras_model.count_params() == count_parameters(ours) == 3_538_984
     trainable = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
     assert trainable == count_parameters(ours, include_batch_stats=False) == 3_504_872
@@ -60,7 +63,7 @@ def test_parameter_count_equals_keras(keras_model):
 
 def test_same_logits_as_keras(keras_model):
     # 'shifted' depthwise (the default); test_model shows 'grouped' computes the same function.
-    ours = load_keras_weights(MobileNetV2(1000, width=1.0, rngs=nnx.Rngs(0)), keras_model)
+    ours = load_keras_weights(keras_net(1000, width=1.0), keras_model)
     ours.eval()
     x = np.random.default_rng(2).standard_normal((4, SIZE, SIZE, 3)).astype(np.float32)
     expected = np.asarray(keras_model(x, training=False))
@@ -74,4 +77,4 @@ def test_same_logits_as_keras(keras_model):
 
 def test_load_keras_weights_rejects_other_width(keras_model):
     with pytest.raises(ValueError, match="does not fit"):
-        load_keras_weights(MobileNetV2(1000, width=0.35, rngs=nnx.Rngs(0)), keras_model)
+        load_keras_weights(keras_net(1000, width=0.35), keras_model)

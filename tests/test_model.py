@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import keras_net
 from flax import nnx
 
-from gynmri.model import (
+from gynmri.training.model import (
     DepthwiseConv3x3,
     MobileNetV2,
     _make_divisible,
@@ -19,9 +20,7 @@ from gynmri.model import (
 
 def _abstract(num_classes: int, width: float, in_channels: int = 3) -> MobileNetV2:
     # Shapes only: counting parameters needs no weights.
-    return nnx.eval_shape(
-        lambda: MobileNetV2(num_classes, width=width, in_channels=in_channels, rngs=nnx.Rngs(0))
-    )
+    return nnx.eval_shape(lambda: keras_net(num_classes, width=width, in_channels=in_channels))
 
 
 def test_parameter_count_matches_keras_width_1():
@@ -96,8 +95,8 @@ def test_whole_model_shifted_equals_grouped():
     # divides by a near-zero variance and amplifies float rounding far beyond 1e-4.
     # bn_momentum 0 makes one train-mode pass set running stats to real batch statistics,
     # so the eval-mode comparison is not between near-zero outputs.
-    shifted = MobileNetV2(4, width=0.35, depthwise="shifted", bn_momentum=0.0, rngs=nnx.Rngs(0))
-    grouped = MobileNetV2(4, width=0.35, depthwise="grouped", bn_momentum=0.0, rngs=nnx.Rngs(0))
+    shifted = keras_net(4, width=0.35, depthwise="shifted", bn_momentum=0.0)
+    grouped = keras_net(4, width=0.35, depthwise="grouped", bn_momentum=0.0)
     x = jax.random.normal(jax.random.key(2), (4, 40, 40, 3))
     shifted.train()
     grouped.train()
@@ -115,8 +114,8 @@ def test_whole_model_shifted_equals_grouped():
 
 
 def test_seeded_init_and_single_channel_forward():
-    a = MobileNetV2(2, width=0.35, in_channels=1, rngs=nnx.Rngs(7))
-    b = MobileNetV2(2, width=0.35, in_channels=1, rngs=nnx.Rngs(7))
+    a = keras_net(2, width=0.35, in_channels=1, seed=7)
+    b = keras_net(2, width=0.35, in_channels=1, seed=7)
     for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     a.eval()
@@ -124,17 +123,18 @@ def test_seeded_init_and_single_channel_forward():
     assert out.shape == (2, 2)
 
 
-def test_set_depthwise_rejects_unknown_mode():
+def test_unknown_depthwise_mode_is_refused():
     with pytest.raises(ValueError, match="depthwise"):
-        MobileNetV2(2, width=0.35, depthwise="fft", rngs=nnx.Rngs(0))
+        keras_net(2, width=0.35, depthwise="fft")
 
 
 def test_bfloat16_compute_close_to_float32_and_trains():
-    from gynmri.train import class_tables, make_optimizer, make_train_step
+    from gynmri.training.sampler import class_tables
+    from gynmri.training.step import make_optimizer, make_train_step
 
     # The float32 net and input are those of the test above: its compiled eval pass is reused.
-    f32 = MobileNetV2(4, width=0.35, bn_momentum=0.0, rngs=nnx.Rngs(0))
-    bf16 = MobileNetV2(4, width=0.35, bn_momentum=0.0, dtype="bfloat16", rngs=nnx.Rngs(0))
+    f32 = keras_net(4, width=0.35, bn_momentum=0.0)
+    bf16 = keras_net(4, width=0.35, bn_momentum=0.0, dtype="bfloat16")
     # Master weights and BatchNorm statistics stay float32: the two states are interchangeable.
     for a, b in zip(jax.tree.leaves(nnx.state(f32)), jax.tree.leaves(nnx.state(bf16)), strict=True):
         assert a.dtype == b.dtype == jnp.float32
@@ -159,10 +159,10 @@ def test_bfloat16_compute_close_to_float32_and_trains():
 
     # One training step in bfloat16: finite loss, float32 parameters updated.
     with pytest.raises(ValueError, match="dtype"):
-        MobileNetV2(3, width=0.35, dtype="float16", rngs=nnx.Rngs(0))
+        keras_net(3, width=0.35, dtype="float16")
     bf16.train()
     before = np.asarray(bf16.classifier.kernel[...])
-    optimizer = make_optimizer(bf16, {"learning_rate": 1e-2}, 10)
+    optimizer = make_optimizer(bf16, 1e-2, 0.0, 10)
     graphdef, state = nnx.split((bf16, optimizer))
     table, counts = class_tables(np.arange(6) % 4, 4)
     step = make_train_step(graphdef, 4, None, 3)

@@ -5,16 +5,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from gynmri.cases import CasesError, read_cases_table
 from gynmri.config import ConfigError, check_consistency
-from gynmri.evaluate import (
-    class_tables,
-    ensemble_metrics,
-    multiclass_metrics,
-    summary_metrics,
-    task_summaries,
-)
-from gynmri.fusion import FusionError, encode_covariates, fuse, stacked_scores
+from gynmri.evaluation.classes import multiclass_metrics
+from gynmri.evaluation.fusion import FusionError, encode_covariates, fuse, stacked_scores
+from gynmri.evaluation.metrics import ensemble_metrics
+from gynmri.evaluation.tables import class_tables, summary_metrics, task_summaries
+from gynmri.io.cases import CasesError, read_cases_table
 
 CLASSES = ["benign", "borderline", "malignant"]
 
@@ -65,21 +61,26 @@ def test_macro_bootstrap_interval_brackets_the_estimate():
 
 def test_binary_summaries_use_their_own_positive_classes():
     scores = _scores()
-    task = {"positive": ["malignant"],
-            "summaries": {"mal": ["malignant"], "nonbenign": ["borderline", "malignant"]}}  # fmt: skip
+    task = {
+        "positive": ["malignant"],
+        "summaries": {"mal": ["malignant"], "nonbenign": ["borderline", "malignant"]},
+    }
     table = summary_metrics(scores, task_summaries(task), 0.5).set_index("summary")
     y = scores["label"].to_numpy()
     assert table.loc["nonbenign", "n_positive"] == int((y != "benign").sum())
     s = scores["p_borderline"] + scores["p_malignant"]
     assert table.loc["nonbenign", "auc"] == pytest.approx(roc_auc_score(y != "benign", s))
     assert table.loc["mal", "n_positive"] == int((y == "malignant").sum())
-    assert list(task_summaries({"positive": ["malignant"]})) == ["malignant_vs_rest"]
+    assert list(task_summaries({"positive": ["malignant"], "summaries": {}})) == [
+        "malignant_vs_rest"
+    ]
 
 
 def test_class_tables_cover_every_set_with_a_macro_row():
     sets = {"T2axi": _scores(seed=1), "DWI": _scores(seed=2, signal=0.2)}
-    tables = class_tables(sets, CLASSES, {"mal": ["malignant"]}, 0.5,
-                          kinds={"T2axi": "sequence", "DWI": "sequence"})  # fmt: skip
+    tables = class_tables(
+        sets, CLASSES, {"mal": ["malignant"]}, 0.5, kinds={"T2axi": "sequence", "DWI": "sequence"}
+    )
     per_class = tables["classes"]
     assert set(per_class["class"]) == {*CLASSES, "macro"}
     assert len(per_class) == 2 * 4
@@ -93,8 +94,9 @@ def test_ensembles_rank_by_macro_metrics():
     for seq, signal, seed in (("T2axi", 2.0, 1), ("DWI", 0.0, 2)):
         parts.append(_scores(seed=seed, signal=signal).assign(sequence=seq))
     scores = pd.concat(parts, ignore_index=True)
-    table = ensemble_metrics(scores, ["T2axi", "DWI"], CLASSES, ["malignant"], 0.5, "mean",
-                             rank_by="macro_auc")  # fmt: skip
+    table = ensemble_metrics(
+        scores, ["T2axi", "DWI"], CLASSES, ["malignant"], 0.5, "mean", rank_by="macro_auc"
+    )
     assert table["macro_auc"].is_monotonic_decreasing
     assert table["ensemble"].iloc[0] == "T2axi"
     with pytest.raises(ValueError, match="rank"):
@@ -160,17 +162,22 @@ def test_a_test_patient_never_informs_its_own_score():
 
 
 def test_covariate_encoding_is_fitted_on_training_rows_and_errors_name_the_column():
-    table = pd.DataFrame({"age": [30, 40, np.nan, 90], "ca125": ["10", "", "20", "x"],
-                          "meno": ["pre", "pre", "post", ""]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "age": [30, 40, np.nan, 90],
+            "ca125": ["10", "", "20", "x"],
+            "meno": ["pre", "pre", "post", ""],
+        }
+    )
     train = np.array([True, True, False, False])
     x, names, imputed = encode_covariates(
         table[["age", "meno"]], {"age": "numeric", "meno": "category"}, train
     )
     assert imputed == 2
-    assert x[:2, 0].mean() == pytest.approx(0.0)  # standardised on the training rows
+    assert x[:2, 0].mean() == pytest.approx(0.0)  # standardized on the training rows
     assert x[2, 0] == pytest.approx(x[:2, 0].mean())  # missing -> training median (35)
     # 'post' never occurs among the training rows: no indicator for it (it counts as 'pre')
-    assert names == ["age (numeric, standardised)"]
+    assert names == ["age (numeric, standardized)"]
     x, names, _ = encode_covariates(table[["meno"]], {"meno": "category"}, np.ones(4, bool))
     assert names == ["meno=post (vs pre)"] and x[:, 0].tolist() == [0, 0, 1, 0]
     with pytest.raises(FusionError, match="ca125.*'x' is not a number"):
@@ -190,9 +197,15 @@ def test_cases_table_needs_the_covariate_columns(tmp_path):
 
 
 def test_config_checks_summaries_and_fusion_sequences():
-    config = {"task": {"classes": CLASSES, "positive": ["malignant"],
-                       "summaries": {"x": ["benign", "cancer"]}},
-              "sequences": {"use": ["T2axi"]}, "cohort": {}}  # fmt: skip
+    config = {
+        "task": {
+            "classes": CLASSES,
+            "positive": ["malignant"],
+            "summaries": {"x": ["benign", "cancer"]},
+        },
+        "sequences": {"use": ["T2axi"]},
+        "cohort": {},
+    }
     with pytest.raises(ConfigError, match="task/summaries/x.*cancer"):
         check_consistency(config)
     config["task"]["summaries"] = {"x": ["malignant"]}

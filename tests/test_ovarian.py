@@ -54,8 +54,14 @@ def test_fusion_compares_image_clinical_and_both(run):
 
 def test_report_shows_the_three_class_sections(run):
     html = (run / "results/report/index.html").read_text()
-    for section in ("Per class (one vs rest)", "Binary summaries", "Clinical data beside the images",
-                    "nonbenign_vs_benign", "Confusion matrices", "SIMULATED"):  # fmt: skip
+    for section in (
+        "Per class (one vs rest)",
+        "Binary summaries",
+        "Clinical data beside the images",
+        "nonbenign_vs_benign",
+        "Confusion matrices",
+        "SIMULATED",
+    ):
         assert section in html, section
     assert (run / "results/figures/confusion.png").stat().st_size > 5_000
     # the cases table carries the simulated covariates; results never carry a patient folder

@@ -8,13 +8,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 
 from gynmri.config import load_config
-from gynmri.deid import DEMO_KEY
-from gynmri.ingest import ingest_patient
-from gynmri.sequences import load_rules
+from gynmri.evaluation.scoring import best_ensemble, combine_sequences, patient_scores
+from gynmri.inference.predict import predict_exam
+from gynmri.io.cases import load_cases
+from gynmri.io.deid import DEMO_KEY
+from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.sequences import load_rules
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +39,14 @@ def exam(tmp_path_factory):
     write_patient(spec, row, out / "dicom", out / "masks")
     config = load_config(ROOT / "tests/configs/tiny.yaml")
     # the annotated tumour slices, from the masks the models never see at prediction time
-    table, _ = ingest_patient(
-        out / "dicom" / row.patient_dir, out / "masks" / row.patient_dir, key="Pnew",
-        center=row.center, label=row.label, label_index=0, config=config,
-        rules=load_rules(ROOT / "config/sequences.yaml"), secret=DEMO_KEY,
-    )  # fmt: skip
+    table = ingest_patient(
+        out / "dicom" / row.patient_dir,
+        out / "masks" / row.patient_dir,
+        case={"patient": "Pnew", "center": row.center, "label": row.label, "label_index": 0},
+        settings=IngestSettings.from_config(config),
+        rules=load_rules(ROOT / "config/sequences.yaml"),
+        secret=DEMO_KEY,
+    ).slices
     truth = {s: set(g["slice_index"]) for s, g in table.groupby("sequence")}
     return out / "dicom" / row.patient_dir, truth
 
@@ -86,8 +93,11 @@ def test_selected_slices_overlap_the_true_tumour_slices(predicted, exam):
 
 def test_no_identifier_in_the_outputs(predicted, exam):
     out, _, stdout = predicted
-    header = pydicom.dcmread(next(p for p in exam[0].rglob("*") if p.is_file() and p.suffix != ".db"),
-                             stop_before_pixels=True, force=True)  # fmt: skip
+    header = pydicom.dcmread(
+        next(p for p in exam[0].rglob("*") if p.is_file() and p.suffix != ".db"),
+        stop_before_pixels=True,
+        force=True,
+    )
     text = (
         stdout
         + "".join(p.read_text() for p in out.glob("*.json"))
@@ -119,10 +129,13 @@ def test_refuses_an_exam_without_a_usable_sequence(tiny_run, exam, tmp_path):
     assert proc.returncode == 1 and "no usable sequence" in proc.stdout
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("task", {"name": "other", "classes": ["a", "b", "c"], "positive": ["c"]}, "another task"),
-    ("harmonize", "size", "another image size"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("task", {"name": "other", "classes": ["a", "b", "c"], "positive": ["c"]}, "another task"),
+        ("harmonize", "size", "another image size"),
+    ],
+)
 def test_refuses_models_of_another_task_or_size(tiny_run, exam, tmp_path, field, value, message):
     results = tmp_path / "results"
     shutil.copytree(tiny_run / "results/models", results / "models")
@@ -135,3 +148,54 @@ def test_refuses_models_of_another_task_or_size(tiny_run, exam, tmp_path, field,
     (results / "models/manifest.json").write_text(json.dumps(manifest))
     proc = predict(exam[0], "--results", results, "--out", tmp_path / "o", "--no-explain")
     assert proc.returncode == 1 and message in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_predict_on_a_held_out_patient_gives_its_out_of_fold_score(tiny_run, tmp_path):
+    """gynmri predict and the evaluation share one path (ingest's discovery and wide slices, the
+    detector's selection, the classifiers, the scoring): with the models of the fold that held a
+    patient out, predict gives that patient's out-of-fold score with automatic slice selection."""
+    results = tiny_run / "results"
+    manifest = json.loads((results / "models/manifest.json").read_text())
+    members = best_ensemble(pd.read_csv(results / "metrics/ensembles.tsv", sep="\t"))
+    assert tuple(manifest["ensemble"]) == members  # the deployed model is the best ensemble
+    series = pd.read_csv(results / "qc/series.tsv", sep="\t")
+    used = series[series["sequence"].isin(members)]
+    # a patient with exactly one series of each sequence of the ensemble: nothing to choose
+    per_patient = used.groupby("patient")["sequence"].agg(lambda s: (len(s), s.nunique()))
+    patient = sorted(p for p, n in per_patient.items() if n == (len(members), len(members)))[0]
+    fold = int(
+        pd.read_csv(results / "splits/folds.tsv", sep="\t")
+        .set_index("patient")
+        .loc[patient, "fold"]
+    )
+    for kind in ("models", "detectors"):
+        for sequence in members:
+            shutil.copytree(
+                results / kind / sequence / f"fold{fold}",
+                tmp_path / "results" / kind / sequence / f"fold{fold}",
+            )
+    (tmp_path / "results/models/manifest.json").write_text(
+        json.dumps({**manifest, "folds": [fold]})
+    )
+    cases = load_cases(load_config(tiny_run / "config.yaml")).set_index("patient")
+    exam = tiny_run / "data/synthetic/dicom" / cases.loc[patient, "patient_dir"]
+    result = predict_exam(exam, tmp_path / "results", tmp_path / "out", explain=False)
+
+    classes, evaluate = manifest["task"]["classes"], manifest["evaluate"]
+    auto = pd.concat(
+        [
+            pd.read_parquet(results / f"models/{s}/fold{fold}/auto_predictions.parquet")
+            for s in members
+        ]
+    )
+    scores = patient_scores(auto[auto["patient"] == patient], classes, evaluate["aggregate"])
+    for sequence in members:
+        selection = pd.read_parquet(results / f"detectors/{sequence}/fold{fold}/selection.parquet")
+        mine = selection[(selection["patient"] == patient) & selection["selected"]]
+        assert result["per_sequence"][sequence]["selected_slices"] == mine["slice_index"].tolist()
+        expected = scores[scores["sequence"] == sequence][[f"p_{c}" for c in classes]].iloc[0]
+        got = result["per_sequence"][sequence]["probabilities"]
+        assert list(got.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+    ensemble = combine_sequences(scores, members, classes, evaluate["combine"])
+    expected = ensemble[[f"p_{c}" for c in classes]].iloc[0].tolist()
+    assert list(result["probabilities"].values()) == pytest.approx(expected, abs=1e-5)

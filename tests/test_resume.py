@@ -1,7 +1,7 @@
 """fit(checkpoint_dir=...): a killed run resumes from its last epoch and ends with the same weights.
 
-The interrupted run really dies: fit's test hook GYNMRI_TEST_KILL_AFTER_EPOCH=1 makes a
-subprocess SIGKILL itself right after epoch 1's checkpoint is on disk. The uninterrupted run (in
+The interrupted run really dies: a subprocess's ``on_epoch_end`` callback SIGKILLs its own
+process right after epoch 1's checkpoint is on disk, as a scheduler kills a job. The uninterrupted run (in
 this process, meanwhile) and the resumed one then share one compiled training step.
 """
 
@@ -16,14 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from gynmri.train import (
-    KILL_AFTER_EPOCH_ENV,
-    _Checkpoints,
-    _draw_batch,
-    _flat_state,
-    fit,
-    run_fingerprint,
-)
+from gynmri.training.checkpoints import Checkpoints, run_fingerprint
+from gynmri.training.loop import fit
+from gynmri.training.sampler import draw_batch
+from gynmri.training.weights import flat_state
 
 SETUP = """
 import numpy as np
@@ -40,10 +36,15 @@ train_cfg = {"batch_size": 8, "epochs": 3, "images_per_epoch": 16, "learning_rat
 SCRIPT = (
     SETUP
     + """
-import sys
-from gynmri.train import fit
+import os, signal, sys
+from gynmri.training.loop import fit
+
+def kill_after_epoch_1(epoch):
+    if epoch == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 fit(images, labels, 3, model_cfg, train_cfg, log=lambda m: print(m, flush=True),
-    checkpoint_dir=sys.argv[1])
+    checkpoint_dir=sys.argv[1], on_epoch_end=kill_after_epoch_1)
 print("NOT KILLED", flush=True)
 """
 )
@@ -55,13 +56,12 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
     data = (setup["images"], setup["labels"], 3, setup["model_cfg"], setup["train_cfg"])
     ckpt = tmp_path / "ckpt"
     # Same environment (XLA flags included) as this process, so both compile the same program.
-    env = {**os.environ, KILL_AFTER_EPOCH_ENV: "1"}
     killed = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(ckpt)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=dict(os.environ),
     )
     # Meanwhile (on the other core), the same run uninterrupted and without checkpoints.
     plain, plain_history = fit(*data, log=lambda _: None)
@@ -77,7 +77,7 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
     assert history["epoch"].tolist() == plain_history["epoch"].tolist() == [1, 2, 3]
     # Epoch 1's row comes from the checkpoint (the killed run), the others from this run.
     np.testing.assert_allclose(history["train_loss"], plain_history["train_loss"], rtol=1e-6)
-    a, b = _flat_state(resumed), _flat_state(plain)
+    a, b = flat_state(resumed), flat_state(plain)
     assert sorted(a) == sorted(b) and len(a) > 100
     for k in a:
         np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b[k]), rtol=1e-6, atol=1e-7)
@@ -101,26 +101,26 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path):
     key = jax.random.key(5)
     _, state = _tiny_state()
     lines: list[str] = []
-    saver = _Checkpoints(tmp_path / "c", fp, lines.append)
+    saver = Checkpoints(tmp_path / "c", fp, lines.append)
     rows = [(1, 0.5, float("nan"), float("nan"), 1.0, 10.0)]
     saver.save(1, state, key, rows, 4)
     saver.close()
 
     _, fresh = _tiny_state()
     fresh["kernel"].set_value(jnp.zeros_like(fresh["kernel"].get_value()))
-    got = _Checkpoints(tmp_path / "c", fp, lines.append).restore(fresh, jax.random.key(9))
+    got = Checkpoints(tmp_path / "c", fp, lines.append).restore(fresh, jax.random.key(9))
     assert got is not None
     restored, restored_key, restored_rows, step = got
     np.testing.assert_array_equal(restored["kernel"].get_value(), state["kernel"].get_value())
     assert step == 4 and restored_rows[0][0] == 1 and np.isnan(restored_rows[0][2])
     np.testing.assert_array_equal(jax.random.key_data(restored_key), jax.random.key_data(key))
 
-    mismatch = _Checkpoints(tmp_path / "c", other, lines.append)
+    mismatch = Checkpoints(tmp_path / "c", other, lines.append)
     assert mismatch.restore(_tiny_state()[1], key) is None
     assert any(line.startswith("ignoring checkpoint") for line in lines), lines
     mismatch.close()
     # The foreign checkpoint is gone: the next run with the first fingerprint starts afresh too.
-    assert _Checkpoints(tmp_path / "c", fp, lines.append).restore(_tiny_state()[1], key) is None
+    assert Checkpoints(tmp_path / "c", fp, lines.append).restore(_tiny_state()[1], key) is None
 
 
 def test_pool_draws_are_fixed_images():
@@ -130,7 +130,7 @@ def test_pool_draws_are_fixed_images():
     table = jnp.array([[0, 2], [1, 3]], jnp.int32)
     counts = jnp.array([2, 2], jnp.int32)
     aug = (("contrast", 0.5), ("flip_lr", True), ("rotate_deg", 20))
-    draw = jax.jit(lambda k: _draw_batch(k, images, table, counts, 16, aug, 3, jax.random.key(1)))
+    draw = jax.jit(lambda k: draw_batch(k, images, table, counts, 16, aug, 3, jax.random.key(1)))
     seen: set[bytes] = set()
     for i in range(10):
         x, cls = draw(jax.random.key(i))

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gynmri.dicom import Series
-from gynmri.sequences import load_rules, name_series
+from gynmri.io.dicom import Series
+from gynmri.preprocessing.sequences import load_rules, name_series
 
 ROOT = Path(__file__).resolve().parents[1]
 AXIAL, SAGITTAL = np.array([1, 0, 0, 0, 1, 0.0]), np.array([0, 1, 0, 0, 0, -1.0])
@@ -16,10 +16,24 @@ def series(
     description, plane="axial", image_type="ORIGINAL\\PRIMARY\\M", bvalues=(), contrast=False
 ):
     orientation = AXIAL if plane == "axial" else SAGITTAL
-    return Series(uid="1.2", files=[], number=1, description=description, protocol="",
-                  image_type=image_type, manufacturer="", model="", field_strength=3.0,
-                  orientation=orientation, plane=plane, pixel_spacing=(1, 1), slice_thickness=5,
-                  matrix=(256, 256), bvalues=list(bvalues), contrast=contrast)  # fmt: skip
+    return Series(
+        uid="1.2",
+        files=[],
+        number=1,
+        description=description,
+        protocol="",
+        image_type=image_type,
+        manufacturer="",
+        model="",
+        field_strength=3.0,
+        orientation=orientation,
+        plane=plane,
+        pixel_spacing=(1, 1),
+        slice_thickness=5,
+        matrix=(256, 256),
+        bvalues=list(bvalues),
+        contrast=contrast,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +93,6 @@ def test_bad_rule_table_is_refused(tmp_path):
 
 
 def test_the_table_names_fifteen_sequences(rules):
-    from gynmri.sequences import sequence_names
+    from gynmri.preprocessing.sequences import sequence_names
 
     assert len(sequence_names(rules)) == 15

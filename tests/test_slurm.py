@@ -30,10 +30,26 @@ evaluate: {}
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200,
-                          env=env or os.environ.copy())  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=1200,
+        env=env or os.environ.copy(),
+    )
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 
@@ -59,11 +75,22 @@ def test_workflow_through_sbatch_matches_local_run(cluster, tmp_path, capsys):
         (work / "config.yaml").write_text(CONFIG)
     snakemake(local, "--cores", "2")
     proc = snakemake(
-        remote, "--executor", "slurm", "--jobs", "4", "--default-resources", "slurm_partition=debug",
-        "slurm_account=none", "--slurm-status-command", "squeue",
-        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+        remote,
+        "--executor",
+        "slurm",
+        "--jobs",
+        "4",
+        "--default-resources",
+        "slurm_partition=debug",
+        "slurm_account=none",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
         env=cluster.env,
-    )  # fmt: skip
+    )
     out = proc.stdout + proc.stderr
     job_ids = re.findall(r"SLURM run ID: .*|Job \d+ has been submitted with SLURM jobid (\d+)", out)
     submitted = re.findall(r"SLURM jobid (\d+)", out)

@@ -5,12 +5,12 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from gynmri.stats import (
+from gynmri.evaluation.metrics import ss_avg_rows
+from gynmri.evaluation.stats import (
     auc_rows,
     bootstrap_ci,
     bootstrap_indices,
     mcnemar_test,
-    ss_avg_rows,
     wilson_interval,
 )
 

@@ -1,4 +1,4 @@
-"""Tests of the synthetic multi-centre cohort generator (gynmri.synth)."""
+"""Tests of the synthetic multi-center cohort generator (gynmri.synth)."""
 
 from __future__ import annotations
 
@@ -133,10 +133,23 @@ def test_every_file_is_valid_dicom(cohort, headers) -> None:
                 == ds.file_meta.MediaStorageSOPClassUID
             )
             assert ds.Modality == "MR" and ds.PatientSex == "F" and ds.BitsAllocated == 16
-            for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-                        "SliceThickness", "SpacingBetweenSlices", "SliceLocation", "InstanceNumber",
-                        "RescaleSlope", "RescaleIntercept", "StationName", "InstitutionName",
-                        "EchoTime", "RepetitionTime", "MagneticFieldStrength", "PatientAge"):  # fmt: skip
+            for tag in (
+                "ImagePositionPatient",
+                "ImageOrientationPatient",
+                "PixelSpacing",
+                "SliceThickness",
+                "SpacingBetweenSlices",
+                "SliceLocation",
+                "InstanceNumber",
+                "RescaleSlope",
+                "RescaleIntercept",
+                "StationName",
+                "InstitutionName",
+                "EchoTime",
+                "RepetitionTime",
+                "MagneticFieldStrength",
+                "PatientAge",
+            ):
                 assert tag in ds, (f, tag)
             sops.add(ds.SOPInstanceUID)
         sizes.append(sum(f.stat().st_size for f, _ in items))
@@ -241,8 +254,15 @@ def test_planted_identifiers(cohort, headers) -> None:
     for case in plan.itertuples():
         assert not any(s in case.patient_dir for s in ids)
         _, ds = headers[case.patient_dir][0]
-        for value in (str(ds.PatientName), ds.PatientID, ds.PatientBirthDate, ds.InstitutionName,
-                      str(ds.ReferringPhysicianName), str(ds.OperatorsName), ds.StationName):  # fmt: skip
+        for value in (
+            str(ds.PatientName),
+            ds.PatientID,
+            ds.PatientBirthDate,
+            ds.InstitutionName,
+            str(ds.ReferringPhysicianName),
+            str(ds.OperatorsName),
+            ds.StationName,
+        ):
             assert value in ids, value
         assert "^" in str(ds.PatientName) and str(ds.PatientName).split("^")[1] in ids
     names = {str(items[0][1].PatientName) for items in headers.values()}
@@ -265,7 +285,7 @@ def test_main_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 # --- ovarian task: adnexal masses and SIMULATED clinical covariates --------------------------
 
 OVARIAN = ("benign", "borderline", "malignant")
-# a small ovarian cohort, all three centres; with this seed every mass is of typical appearance
+# a small ovarian cohort, all three centers; with this seed every mass is of typical appearance
 OVARIAN_SPEC = SynthSpec({"benign": 2, "borderline": 1, "malignant": 2}, centers=3, seed=11)
 
 

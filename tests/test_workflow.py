@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from gynmri.cases import synth_spec
 from gynmri.config import load_config
+from gynmri.io.cases import synth_spec
 from gynmri.synth import planted_identifiers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +23,26 @@ pytestmark = pytest.mark.workflow
 def snakemake(
     workdir: Path, *args: str, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -99,12 +115,26 @@ def test_every_generated_file_is_accounted_for(run):
 
 # Identifying attributes (after DICOM PS3.15 Annex E) whose values must never reach results.
 IDENTIFYING_TAGS = [
-    "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "PatientAddress",
-    "PatientTelephoneNumbers", "AccessionNumber", "InstitutionName", "InstitutionAddress",
-    "ReferringPhysicianName", "RequestingPhysician", "PerformingPhysicianName", "OperatorsName",
-    "StationName", "DeviceSerialNumber", "StudyInstanceUID", "SeriesInstanceUID",
-    "SOPInstanceUID", "FrameOfReferenceUID",
-]  # fmt: skip
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "OtherPatientIDs",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "RequestingPhysician",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "StationName",
+    "DeviceSerialNumber",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+]
 
 
 def header_identifiers(dicom_root: Path) -> set[str]:
@@ -163,8 +193,22 @@ def test_bad_config_key_stops_with_its_name(tmp_path):
 
 
 def test_lint_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(ROOT / "Snakefile"), "-d", str(ROOT)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--lint",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Lints for" not in out, out[-3000:]
@@ -200,7 +244,7 @@ def planned_jobs(output: str) -> list[tuple[str, str]]:
 
 def test_new_cases_rerun_only_what_they_change(run, tmp_path):
     """Two new patients: their ingest, the trainings whose training set grew, then evaluation."""
-    from gynmri.deid import DEMO_KEY
+    from gynmri.io.deid import DEMO_KEY
     from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
     work = tmp_path / "grown"
@@ -245,18 +289,34 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
     for rule, wildcards in jobs:
         by_rule.setdefault(rule, []).append(wildcards)
     assert len(by_rule.pop("ingest")) == 2  # only the new patients
+    assert len(by_rule.pop("ingest_wide")) == 2
     expected_train = {
         f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1) if new_folds - {f}
     }  # a training set grows when a new patient is in another fold
     assert set(by_rule.pop("train", [])) == expected_train
     assert set(by_rule.pop("train_detector", [])) == expected_train  # the same training sets
-    expected_predict = {f"sequence={s}, fold={f}" for s in ("T2axi", "DWI") for f in (0, 1)
-                        if f in new_folds or new_folds - {f}}  # fmt: skip
+    expected_predict = {
+        f"sequence={s}, fold={f}"
+        for s in ("T2axi", "DWI")
+        for f in (0, 1)
+        if f in new_folds or new_folds - {f}
+    }
     assert set(by_rule.pop("predict")) == expected_predict
     assert set(by_rule.pop("predict_auto")) == expected_predict
-    downstream = {"folds", "qc_summary", "evaluate", "readers", "roc_figure", "confusion_figure",
-                  "training_figure", "report_html", "all", "evaluate_selection", "manifest",
-                  "gradcam_figure"}  # fmt: skip
+    downstream = {
+        "folds",
+        "qc_summary",
+        "evaluate",
+        "readers",
+        "roc_figure",
+        "confusion_figure",
+        "training_figure",
+        "report_html",
+        "all",
+        "evaluate_selection",
+        "manifest",
+        "gradcam_figure",
+    }
     assert set(by_rule) <= downstream
     assert "synth_patient" not in by_rule
 
@@ -267,9 +327,17 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert browser, (
         "chromium is needed for this test: apt-get install chromium (.ci/run installs it)"
     )
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     url = (run / "results/report/index.html").as_uri()
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
@@ -285,6 +353,10 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         assert f"<h2>{heading}" in dom.stdout
     assert dom.stdout.count("<table") >= 5 and dom.stdout.count("<img") >= 4
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.stat().st_size > 50_000  # a rendered page with figures, not a blank one

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return synth_main(rest)
     if command == "predict":
-        from gynmri.predict import main as predict_main
+        from gynmri.inference.predict import main as predict_main
 
         return predict_main(rest)
     if command == "check-config":

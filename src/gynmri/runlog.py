@@ -1,10 +1,17 @@
-"""Logging for workflow scripts: everything a job says goes to its Snakemake log file."""
+"""Start-up of workflow jobs: their log file (jobs that run a network start with
+:func:`gynmri.training.runtime.start_jax_job`).
+
+Everything a job says goes to its Snakemake log file, one line per meaningful step; third-party
+libraries speak there only for warnings and errors.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
+
+#: Libraries whose INFO chatter (per checkpoint, per compilation) would flood the job logs.
+QUIET_LOGGERS = ("absl", "jax", "orbax", "flax", "matplotlib", "PIL", "fontTools")
 
 
 def start(log_path: str, name: str = "gynmri") -> logging.Logger:
@@ -14,17 +21,9 @@ def start(log_path: str, name: str = "gynmri") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     # Library warnings and uncaught tracebacks written to stderr land in the log as well.
     sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
     return logging.getLogger(name)
-
-
-def limit_xla_threads(threads: int) -> None:
-    """Keep a JAX job within the ``threads`` Snakemake gave it (call before jax is imported:
-    XLA reads its thread settings at import)."""
-    multi = "true" if threads > 1 else "false"
-    os.environ.setdefault(
-        "XLA_FLAGS",
-        f"--xla_cpu_multi_thread_eigen={multi} intra_op_parallelism_threads={threads}",
-    )

@@ -1,30 +1,61 @@
-# Parse-time set-up: validate the config, load the cases table, derive patient keys.
+# Parse-time set-up: validate the config, load the cases table, derive patient keys and folds.
 # Nothing here reads DICOM pixels: planning must stay fast at study scale.
+#
+# Every setting that a rule's output depends on reaches it through its params (or an input
+# file), and only those settings: with the profile's rerun trigger `params`, a changed setting
+# reruns exactly the jobs it changes. Scripts never read `snakemake.config`.
 import os
+from pathlib import Path
 
-import pandas as pd
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.logging import logger
 
-from gynmri.cases import covariate_columns, load_cases, read_slice_ranges
-from gynmri.config import ConfigError, check_consistency
-from gynmri.folds import LeakageError, split, update_lock
-from gynmri.sequences import check_known, load_rules
-
-
-validate(config, schema="../../config/schema.yaml")
 try:
-    check_consistency(config)
+    import gynmri
+except ImportError:
+    raise WorkflowError(
+        "the gynmri package is not installed in the Python that runs snakemake: "
+        f"pip install -e {workflow.basedir}"
+    ) from None
+
+from gynmri.config import ConfigError, result_settings, validate_config
+from gynmri.detection.crossval import detector_train_cfg
+from gynmri.io.cases import covariate_columns, load_cases, read_slice_ranges
+from gynmri.io.deid import load_secret, secret_id
+from gynmri.preprocessing.sequences import check_known, load_rules
+from gynmri.training.folds import LeakageError, split, update_lock
+
+_SOURCE = Path(workflow.basedir) / "src" / "gynmri"
+if _SOURCE.is_dir() and Path(gynmri.__file__).parent.resolve() != _SOURCE.resolve():
+    logger.warning(
+        f"gynmri is imported from {Path(gynmri.__file__).parent}, not from this workflow's "
+        f"{_SOURCE}: jobs run that code; pip install -e {workflow.basedir} to run this one"
+    )
+# Where the package's source is, for the conda environments' post-deploy scripts.
+os.environ.setdefault("GYNMRI_SOURCE", str(workflow.basedir))
+
+try:
+    validate_config(config)  # the schema's defaults are filled in here, once
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 SYNTHETIC = bool(config["cohort"].get("synthetic"))
 CASES = load_cases(config)  # patient (key), patient_dir, center, label, label_index
+SECRET_ID = secret_id(load_secret(config["deid"], synthetic=SYNTHETIC))
 PATIENTS = CASES["patient"].tolist()
-CASES_BY_KEY = CASES.set_index("patient", drop=False)  # indexed once: input functions look up per job
-RANGES = read_slice_ranges(config["cohort"].get("slice_ranges"))  # {patient_dir: [rows]}
+CASES_BY_KEY = CASES.set_index(
+    "patient", drop=False
+)  # indexed once: input functions look up per job
+RANGES = read_slice_ranges(config["cohort"]["slice_ranges"])  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
 FOLDS = list(range(config["folds"]["k"]))
+# The settings each network is trained with, without the resource keys (threads, GPUs, memory,
+# run time), which do not change a model: changing them must not retrain anything.
+CLASSIFIER_TRAIN = result_settings(config["train"])
+DETECTOR_TRAIN = result_settings(detector_train_cfg(config["train"], config["detect"]))
+# How slice probabilities become patient and ensemble scores (what readers, the slice-selection
+# evaluation and gynmri predict need of config evaluate).
+SCORING = {k: config["evaluate"][k] for k in ("aggregate", "combine", "threshold")}
 # Folds are fixed at parse time from the lock file, so that each training job's inputs are
 # exactly its training patients: a new case reruns only the trainings whose set it joins.
 try:
@@ -60,9 +91,21 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+def network_resources(mem_mb, runtime):
+    """Return the resources of a job that runs a network (training, prediction, automatic
+    selection, Grad-CAM): the GPUs of config train/gpus. profiles/slurm sends exactly the rules
+    that request a GPU to its GPU partition (checked by tests/test_slurm_profile.py)."""
+    return {"gpu": config["train"]["gpus"], "mem_mb": mem_mb, "runtime": runtime}
+
+
 def case(wildcards):
     """Return the cases-table row of a patient key."""
     return CASES_BY_KEY.loc[wildcards.patient]
+
+
+def case_record(wildcards):
+    """Return what ingest needs to know of a patient: key, folder, center, label, class index."""
+    return case(wildcards)[["patient", "patient_dir", "center", "label", "label_index"]].to_dict()
 
 
 def patient_inputs(wildcards):
@@ -82,19 +125,15 @@ def fold_patients(wildcards, part):
     return sorted(train if part == "train" else test)
 
 
-def fold_slices(part):
-    """Return an input function giving the slice tables of a fold's training or test patients."""
-    return lambda wc: [f"results/slices/{p}.parquet" for p in fold_patients(wc, part)]
-
-
-def fold_wide(part):
-    """Return an input function giving the wide tables of a fold's training or test patients."""
-    return lambda wc: [f"results/wide/{p}.parquet" for p in fold_patients(wc, part)]
+def fold_tables(kind, part):
+    """Return an input function giving the tables ('slices' or 'wide') of a fold's training or
+    test patients."""
+    return lambda wc: [f"results/{kind}/{p}.parquet" for p in fold_patients(wc, part)]
 
 
 def reader_outputs():
     """Return the reader-study outputs, or nothing when no readers table is configured."""
-    if not config["cohort"].get("readers"):
+    if not config["cohort"]["readers"]:
         return {}
     return {
         "readers": "results/metrics/readers.tsv",
@@ -120,11 +159,16 @@ def fusion_outputs(parts=("metrics", "coefficients", "classes", "confusion", "su
 def final_outputs():
     """Return the targets of a full run."""
     synthetic_cases = [config["cohort"]["cases"]] if SYNTHETIC else []
-    return synthetic_cases + list(reader_outputs().values()) + list(fusion_outputs().values()) + [
-        "results/report/index.html",
-        "results/qc/files.tsv",
-        "results/metrics/sequences.tsv",
-        "results/metrics/ensembles.tsv",
-        "results/metrics/selection_patients.tsv",
-        "results/models/manifest.json",
-    ]
+    return (
+        synthetic_cases
+        + list(reader_outputs().values())
+        + list(fusion_outputs().values())
+        + [
+            "results/report/index.html",
+            "results/qc/files.tsv",
+            "results/metrics/sequences.tsv",
+            "results/metrics/ensembles.tsv",
+            "results/metrics/selection_patients.tsv",
+            "results/models/manifest.json",
+        ]
+    )

@@ -5,27 +5,25 @@
 
 rule train_detector:
     input:
-        wide=fold_wide("train"),
+        wide=fold_tables("wide", "train"),
     output:
         model=directory("results/detectors/{sequence}/fold{fold}/model"),
         history="results/detectors/{sequence}/fold{fold}/history.tsv",
-    params:
-        patients=lambda wc: fold_patients(wc, "train"),
-        size=config["harmonize"]["size"],
-        model=config["model"],
-        train=config["train"],
-        detect=config["detect"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["runtime_minutes"],
-        gpu=config["train"]["gpus"],
     log:
         "results/logs/train_detector/{sequence}_fold{fold}.log",
     benchmark:
         "results/benchmarks/train_detector/{sequence}_fold{fold}.tsv"
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(config["train"]["mem_mb"], config["train"]["runtime_minutes"]),
+    params:
+        patients=lambda wc: fold_patients(wc, "train"),
+        size=config["harmonize"]["size"],
+        model=config["model"],
+        train=DETECTOR_TRAIN,
+        views={k: config["detect"][k] for k in ("tiles", "min_fraction")},
     script:
         "../scripts/train_detector.py"
 
@@ -34,22 +32,21 @@ rule predict_auto:
     input:
         detector="results/detectors/{sequence}/fold{fold}/model",
         model="results/models/{sequence}/fold{fold}/model",
-        wide=fold_wide("test"),
+        wide=fold_tables("wide", "test"),
     output:
         predictions="results/models/{sequence}/fold{fold}/auto_predictions.parquet",
         selection="results/detectors/{sequence}/fold{fold}/selection.parquet",
-    params:
-        patients=lambda wc: fold_patients(wc, "test"),
-        classes=config["task"]["classes"],
-        detect=config["detect"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=2000,
-        runtime=30,
     log:
         "results/logs/predict_auto/{sequence}_fold{fold}.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(2000, 30),
+    params:
+        patients=lambda wc: fold_patients(wc, "test"),
+        classes=config["task"]["classes"],
+        threshold=config["detect"]["threshold"],
     script:
         "../scripts/predict_auto.py"
 
@@ -83,22 +80,21 @@ rule evaluate_selection:
             caption="../report/selection_patients.rst",
             category="Automatic slice selection",
         ),
-    params:
-        task=config["task"],
-        sequences=SEQUENCES,
-        evaluate=config["evaluate"],
-        size=config["harmonize"]["size"],
-        fov_mm=config["harmonize"]["fov_mm"],
     log:
         "results/logs/evaluate_selection.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
+    params:
+        task=config["task"],
+        sequences=SEQUENCES,
+        scoring=SCORING,
+        mm_per_px=config["harmonize"]["fov_mm"] / config["harmonize"]["size"],
     script:
         "../scripts/evaluate_selection.py"
 
 
 # What gynmri predict needs to apply the trained models to a new exam: the task, the naming
-# rules, the harmonisation and detector settings, the ensemble, and where each model lives.
+# rules, the harmonization and detector settings, the ensemble, and where each model lives.
 rule manifest:
     input:
         models=expand("results/models/{sequence}/fold{fold}/model", sequence=SEQUENCES, fold=FOLDS),
@@ -109,16 +105,16 @@ rule manifest:
         rules=RULES_FILE,
     output:
         manifest="results/models/manifest.json",
+    log:
+        "results/logs/manifest.log",
+    conda:
+        "../envs/report.yaml"
     params:
         task=config["task"],
         sequences=SEQUENCES,
         folds=FOLDS,
         harmonize=config["harmonize"],
         detect=config["detect"],
-        evaluate=config["evaluate"],
-    log:
-        "results/logs/manifest.log",
-    conda:
-        "../../envs/report.yaml"
+        scoring=SCORING,
     script:
         "../scripts/manifest.py"

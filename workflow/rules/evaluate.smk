@@ -33,13 +33,13 @@ rule evaluate:
             caption="../report/summaries.rst",
             category="Metrics",
         ),
+    log:
+        "results/logs/evaluate.log",
+    conda:
+        "../envs/report.yaml"
     params:
         task=config["task"],
         sequences=SEQUENCES,
         evaluate=config["evaluate"],
-    log:
-        "results/logs/evaluate.log",
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/evaluate.py"

@@ -5,11 +5,11 @@
 rule folds:
     output:
         folds="results/splits/folds.tsv",
-    params:
-        folds=FOLD_TABLE.to_dict("records"),
     log:
         "results/logs/folds.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
+    params:
+        folds=FOLD_TABLE.to_dict("records"),
     script:
         "../scripts/folds.py"

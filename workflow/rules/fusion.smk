@@ -20,6 +20,10 @@ if config.get("fusion"):
             classes="results/metrics/fusion_classes.tsv",
             confusion="results/metrics/fusion_confusion.tsv",
             summaries="results/metrics/fusion_summaries.tsv",
+        log:
+            "results/logs/fusion.log",
+        conda:
+            "../envs/report.yaml"
         params:
             task=config["task"],
             sequences=SEQUENCES,
@@ -27,9 +31,5 @@ if config.get("fusion"):
             fusion=config["fusion"],
             # pseudonymous key + the covariate columns only
             covariates=CASES[["patient", *covariate_columns(config)]].to_dict("records"),
-        log:
-            "results/logs/fusion.log",
-        conda:
-            "../../envs/report.yaml"
         script:
             "../scripts/fusion.py"

@@ -26,14 +26,14 @@ if config["cohort"].get("readers"):
                 caption="../report/readers_figure.rst",
                 category="Reader study",
             ),
+        log:
+            "results/logs/readers.log",
+        conda:
+            "../envs/report.yaml"
         params:
             dir_to_key=dict(zip(CASES["patient_dir"], CASES["patient"])),
             classes=config["task"]["classes"],
             positive=config["task"]["positive"],
-            evaluate=config["evaluate"],
-        log:
-            "results/logs/readers.log",
-        conda:
-            "../../envs/report.yaml"
+            scoring=SCORING,
         script:
             "../scripts/readers.py"

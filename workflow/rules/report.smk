@@ -12,12 +12,12 @@ rule roc_figure:
             caption="../report/roc.rst",
             category="Figures",
         ),
-    params:
-        sequences=SEQUENCES,
     log:
         "results/logs/figures/roc.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
+    params:
+        sequences=SEQUENCES,
     script:
         "../scripts/roc_figure.py"
 
@@ -33,13 +33,13 @@ rule confusion_figure:
             caption="../report/confusion.rst",
             category="Figures",
         ),
-    params:
-        classes=config["task"]["classes"],
-        sequences=SEQUENCES,
     log:
         "results/logs/figures/confusion.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
+    params:
+        classes=config["task"]["classes"],
+        sequences=SEQUENCES,
     script:
         "../scripts/confusion_figure.py"
 
@@ -60,7 +60,7 @@ rule training_figure:
     log:
         "results/logs/figures/training.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/training_figure.py"
 
@@ -70,7 +70,6 @@ rule report_html:
         unpack(lambda wildcards: reader_outputs()),
         unpack(lambda wildcards: fusion_outputs()),
         cohort="results/qc/cohort.tsv",
-        series="results/qc/series.tsv",
         files="results/qc/files.tsv",
         sequences="results/metrics/sequences.tsv",
         ensembles="results/metrics/ensembles.tsv",
@@ -88,13 +87,13 @@ rule report_html:
             caption="../report/index.rst",
             category="Report",
         ),
-    params:
-        task=config["task"],
-        config=config,
     log:
         "results/logs/report.log",
     conda:
-        "../../envs/report.yaml"
+        "../envs/report.yaml"
+    params:
+        # the report shows the hash of the settings that make the results: all but resources
+        config={**config, "train": CLASSIFIER_TRAIN},
     script:
         "../scripts/report_html.py"
 
@@ -110,12 +109,15 @@ rule gradcam_figure:
             caption="../report/gradcam.rst",
             category="Figures",
         ),
-    params:
-        sequences=SEQUENCES,
-        classes=config["task"]["classes"],
     log:
         "results/logs/figures/gradcam.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(2000, 30),
+    params:
+        sequences=SEQUENCES,
+        classes=config["task"]["classes"],
     script:
         "../scripts/gradcam_figure.py"

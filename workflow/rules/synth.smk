@@ -5,12 +5,12 @@ if SYNTHETIC:
     rule synth_cases:
         output:
             cases=config["cohort"]["cases"],
-        params:
-            synthetic=config["cohort"]["synthetic"],
         log:
             "results/logs/synth/cases.log",
         conda:
-            "../../envs/ingest.yaml"
+            "../envs/ingest.yaml"
+        params:
+            synthetic=config["cohort"]["synthetic"],
         script:
             "../scripts/synth_cases.py"
 
@@ -18,14 +18,14 @@ if SYNTHETIC:
         output:
             dicom=directory(os.path.join(config["cohort"]["dicom_root"], "{patient_dir}")),
             masks=directory(os.path.join(config["cohort"]["masks_root"], "{patient_dir}")),
-        wildcard_constraints:
-            patient_dir=r"[^/]+/[^/]+",
-        params:
-            synthetic=config["cohort"]["synthetic"],
         log:
             "results/logs/synth/{patient_dir}.log",
+        wildcard_constraints:
+            patient_dir=r"[^/]+/[^/]+",
         conda:
-            "../../envs/ingest.yaml"
+            "../envs/ingest.yaml"
+        params:
+            synthetic=config["cohort"]["synthetic"],
         script:
             "../scripts/synth_patient.py"
 
@@ -34,14 +34,14 @@ if SYNTHETIC:
         rule synth_readers:
             output:
                 readers=config["cohort"]["readers"],
+            log:
+                "results/logs/synth/readers.log",
+            conda:
+                "../envs/ingest.yaml"
             params:
                 patients=CASES[["patient", "patient_dir", "label"]].to_dict("records"),
                 classes=config["task"]["classes"],
                 positive=config["task"]["positive"],
-                seed=config["cohort"]["synthetic"].get("readers_seed", 3),
-            log:
-                "results/logs/synth/readers.log",
-            conda:
-                "../../envs/report.yaml"
+                seed=config["cohort"]["synthetic"]["readers_seed"],
             script:
                 "../scripts/synth_readers.py"

@@ -4,26 +4,24 @@
 
 rule train:
     input:
-        slices=fold_slices("train"),
+        slices=fold_tables("slices", "train"),
     output:
         model=directory("results/models/{sequence}/fold{fold}/model"),
         history="results/models/{sequence}/fold{fold}/history.tsv",
-    params:
-        patients=lambda wc: fold_patients(wc, "train"),
-        classes=config["task"]["classes"],
-        model=config["model"],
-        train=config["train"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["runtime_minutes"],
-        gpu=config["train"]["gpus"],
     log:
         "results/logs/train/{sequence}_fold{fold}.log",
     benchmark:
         "results/benchmarks/train/{sequence}_fold{fold}.tsv"
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(config["train"]["mem_mb"], config["train"]["runtime_minutes"]),
+    params:
+        patients=lambda wc: fold_patients(wc, "train"),
+        classes=config["task"]["classes"],
+        model=config["model"],
+        train=CLASSIFIER_TRAIN,
     script:
         "../scripts/train.py"
 
@@ -31,19 +29,18 @@ rule train:
 rule predict:
     input:
         model="results/models/{sequence}/fold{fold}/model",
-        slices=fold_slices("test"),
+        slices=fold_tables("slices", "test"),
     output:
         predictions="results/models/{sequence}/fold{fold}/predictions.parquet",
-    params:
-        patients=lambda wc: fold_patients(wc, "test"),
-        classes=config["task"]["classes"],
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=2000,
-        runtime=30,
     log:
         "results/logs/predict/{sequence}_fold{fold}.log",
     conda:
-        "../../envs/train.yaml"
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(2000, 30),
+    params:
+        patients=lambda wc: fold_patients(wc, "test"),
+        classes=config["task"]["classes"],
     script:
         "../scripts/predict.py"

@@ -1,14 +1,9 @@
 """Automatic vs annotated slice selection: slice-level detection and patient-level diagnosis."""
 
-import sys
-from pathlib import Path
+import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from gynmri.autoselect import selection_tables  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
+from gynmri.evaluation.selection import selection_tables
+from gynmri.runlog import start
 
 log = start(snakemake.log[0])
 p, inp = snakemake.params, snakemake.input
@@ -25,8 +20,8 @@ slices, patients = selection_tables(
     pd.read_csv(inp.ensembles, sep="\t"),
     p.task,
     p.sequences,
-    p.evaluate,
-    p.fov_mm / p.size,
+    p.scoring,
+    p.mm_per_px,
 )
 slices.to_csv(snakemake.output.slices, sep="\t", index=False, float_format="%.4f")
 patients.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.4f")

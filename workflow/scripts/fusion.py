@@ -1,14 +1,9 @@
 """Image-only vs clinical-only vs image+clinical: out-of-fold stacked models and their metrics."""
 
-import sys
-from pathlib import Path
+import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from gynmri.fusion import fusion_tables  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
+from gynmri.evaluation.fusion import fusion_tables
+from gynmri.runlog import start
 
 log = start(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -1,41 +1,40 @@
-"""Discover, name and harmonise one patient's series; write its slice table and QC record."""
+"""Ingest one patient: its slice table and QC record (rule ingest), or its wide table (rule
+ingest_wide, the one that sets ``wide_fov_mm``): the same discovery and harmonization."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from gynmri.deid import load_secret  # noqa: E402
-from gynmri.ingest import WIDE_SCHEMA, ingest_patient  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
-from gynmri.sequences import load_rules  # noqa: E402
-from gynmri.slices import write_slices, write_wide  # noqa: E402
+from gynmri.io.deid import job_secret
+from gynmri.io.slices import write_slices, write_wide
+from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.sequences import load_rules
+from gynmri.runlog import start
 
 log = start(snakemake.log[0])
-case = snakemake.params.case
-wide = []  # every slice of each used series on the detector's wide grid
-table, qc = ingest_patient(
-    Path(snakemake.params.dicom_root) / case["patient_dir"],
-    Path(snakemake.params.masks_root) / case["patient_dir"],
-    key=snakemake.wildcards.patient,
-    center=case["center"],
-    label=case["label"],
-    label_index=int(case["label_index"]),
-    config=snakemake.config,
+p, out = snakemake.params, snakemake.output
+wide_fov_mm = getattr(p, "wide_fov_mm", None)  # only rule ingest_wide makes the wide table
+result = ingest_patient(
+    Path(p.dicom_root) / p.case["patient_dir"],
+    Path(p.masks_root) / p.case["patient_dir"],
+    case=p.case,
+    settings=IngestSettings(p.sequences, p.harmonize, wide_fov_mm),
     rules=load_rules(snakemake.input.rules),
-    secret=load_secret(
-        snakemake.config.get("deid", {}),
-        synthetic=bool(snakemake.config["cohort"].get("synthetic")),
-    ),
-    ranges=snakemake.params.ranges,
-    wide=wide,
+    secret=job_secret(p.deid, p.secret_id),
+    ranges=p.ranges,
 )
-write_slices(table, snakemake.output.slices)
-write_wide(pd.DataFrame(wide, columns=WIDE_SCHEMA.names), snakemake.output.wide)
-Path(snakemake.output.qc).write_text(json.dumps(qc, indent=1))
-used = sum(f["status"] == "used" for f in qc["files"])
-log.info("%d files (%d used), %d slices: %s", len(qc["files"]), used, len(table),
-         table.groupby("sequence").size().to_dict() if len(table) else {})  # fmt: skip
+if wide_fov_mm is None:
+    write_slices(result.slices, out.slices)
+    Path(out.qc).write_text(json.dumps(result.qc, indent=1))
+    used = sum(f["status"] == "used" for f in result.qc["files"])
+    log.info(
+        "%d files (%d used), %d slices: %s",
+        len(result.qc["files"]),
+        used,
+        len(result.slices),
+        result.slices.groupby("sequence").size().to_dict(),
+    )
+else:
+    write_wide(result.wide, out.wide)
+    log.info(
+        "%d wide slices: %s", len(result.wide), result.wide.groupby("sequence").size().to_dict()
+    )

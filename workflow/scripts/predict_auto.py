@@ -1,21 +1,11 @@
 """Held-out patients of one (sequence, fold): slices selected by the detector, then classified."""
 
-import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from gynmri.detection.crossval import predict_auto  # imports jax only when predicting
+from gynmri.training.runtime import start_jax_job
 
-from gynmri.runlog import limit_xla_threads  # noqa: E402
-
-limit_xla_threads(snakemake.threads)
-
-from gynmri.autoselect import predict_auto  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
-from gynmri.train import enable_compilation_cache  # noqa: E402
-
-start(snakemake.log[0])
-enable_compilation_cache(Path(os.environ.get("GYNMRI_JAX_CACHE", ".cache/jax")).resolve())
+start_jax_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
 predict_auto(
     Path(snakemake.input.detector),
@@ -25,7 +15,7 @@ predict_auto(
     wc.sequence,
     int(wc.fold),
     p.classes,
-    p.detect,
+    p.threshold,
     Path(snakemake.output.predictions),
     Path(snakemake.output.selection),
 )

@@ -1,14 +1,10 @@
 """Reader study tables, paired tests and the figure-2 bar chart."""
 
-import sys
-from pathlib import Path
+import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from gynmri import readers as rs  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
+from gynmri.evaluation import readers as rs
+from gynmri.report.figures import plot_reader_bars
+from gynmri.runlog import start
 
 log = start(snakemake.log[0])
 p = snakemake.params
@@ -16,17 +12,15 @@ table = pd.read_csv(snakemake.input.readers, sep="\t", dtype=str, keep_default_n
 predictions = pd.concat(
     [pd.read_parquet(f) for f in snakemake.input.predictions], ignore_index=True
 )
-name, scores = rs.study_model_scores(
-    predictions, pd.read_csv(snakemake.input.ensembles, sep="\t"), p.classes, p.evaluate
-)
+ensembles = pd.read_csv(snakemake.input.ensembles, sep="\t")
+name, scores = rs.study_model_scores(predictions, ensembles, p.classes, p.scoring)
 calls = rs.validate_readers(
     rs.readers_by_key(table, p.dir_to_key), p.classes, set(scores["patient"])
 )
-threshold = p.evaluate["threshold"]
+threshold = p.scoring["threshold"]
 summary = rs.reader_table(calls, scores, p.classes, p.positive, threshold).assign(model=name)
 summary.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.4f")
-rs.reader_tests(calls, scores, p.classes, p.positive, threshold).to_csv(
-    snakemake.output.tests, sep="\t", index=False, float_format="%.4g"
-)
-rs.plot_reader_bars(summary, snakemake.output.png)
+tests = rs.reader_tests(calls, scores, p.classes, p.positive, threshold)
+tests.to_csv(snakemake.output.tests, sep="\t", index=False, float_format="%.4g")
+plot_reader_bars(summary, snakemake.output.png)
 log.info("reader study against %s: %d calls", name, len(calls))

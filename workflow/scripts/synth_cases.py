@@ -1,13 +1,10 @@
 """Write the synthetic cohort's cases table (with its SIMULATED clinical covariates)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from gynmri.cases import synth_spec  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
-from gynmri.synth import plan_cohort  # noqa: E402
+from gynmri.io.cases import synth_spec
+from gynmri.runlog import start
+from gynmri.synth import plan_cohort
 
 log = start(snakemake.log[0])
 plan = plan_cohort(synth_spec(snakemake.params.synthetic))

@@ -1,13 +1,10 @@
 """Write one synthetic patient's DICOM files and tumour masks."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from gynmri.cases import synth_spec  # noqa: E402
-from gynmri.runlog import start  # noqa: E402
-from gynmri.synth import plan_cohort, write_patient  # noqa: E402
+from gynmri.io.cases import synth_spec
+from gynmri.runlog import start
+from gynmri.synth import plan_cohort, write_patient
 
 log = start(snakemake.log[0])
 spec = synth_spec(snakemake.params.synthetic)

@@ -1,14 +1,9 @@
 """Write the SIMULATED readers table of a synthetic cohort (3 specialists, 3 residents)."""
 
-import sys
-from pathlib import Path
+import pandas as pd
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from gynmri.runlog import start  # noqa: E402
-from gynmri.synth.readers import simulate_readers  # noqa: E402
+from gynmri.runlog import start
+from gynmri.synth.readers import simulate_readers
 
 log = start(snakemake.log[0])
 patients = pd.DataFrame(snakemake.params.patients)

@@ -1,4 +1,4 @@
-"""Synthetic multi-centre gynecologic MRI cohorts: DICOM series with planted identifiers and masks.
+"""Synthetic multi-center gynecologic MRI cohorts: DICOM series with planted identifiers and masks.
 
 Usage: ``write_cohort(SynthSpec({"myoma": 20, "sarcoma": 12}), out_dir)`` or ``gynmri synth OUT``.
 Classes: uterine ``myoma``/``sarcoma``, ovarian (adnexal masses) ``benign``/``borderline``/

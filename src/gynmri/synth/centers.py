@@ -1,7 +1,7 @@
 """Hospital profiles: scanner, protocol, geometry, intensity scaling, file layout and identities.
 
-The three centres differ the way real sites do (vendor naming, matrix, slice gap, rescale, folder
-layout, slice order), so that the pipeline's discovery and harmonisation are exercised.
+The three centers differ the way real sites do (vendor naming, matrix, slice gap, rescale, folder
+layout, slice order), so that the pipeline's discovery and harmonization are exercised.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SeriesProtocol:
-    """Naming and timing of one series at one centre."""
+    """Naming and timing of one series at one center."""
 
     description: str
     protocol: str
@@ -26,7 +26,7 @@ class SeriesProtocol:
 
 @dataclass(frozen=True)
 class Scanner:
-    """One scanner of a centre."""
+    """One scanner of a center."""
 
     model: str
     field: float  # tesla
@@ -69,11 +69,11 @@ class CenterProfile:
     accession_format: str  # str.format with year= and n=
 
     def patient_id(self, n: int) -> str:
-        """Return the centre-format PatientID for a (unique) patient number n."""
+        """Return the center-format PatientID for a (unique) patient number n."""
         return f"{self.id_prefix}{n % 10**self.id_digits:0{self.id_digits}d}"
 
     def accession(self, year: int, n: int) -> str:
-        """Return the centre-format AccessionNumber."""
+        """Return the center-format AccessionNumber."""
         return self.accession_format.format(year=year, n=n)
 
 
@@ -190,7 +190,7 @@ CENTERS: dict[str, CenterProfile] = {
         t2sag_slices=18,
         dwi_slices=16,
         thickness=6.0,
-        gap=1.0,  # the one centre with an interslice gap
+        gap=1.0,  # the one center with an interslice gap
         dtype="int16",
         slope=0.5,
         intercept=0.0,
@@ -270,18 +270,81 @@ CENTERS: dict[str, CenterProfile] = {
 
 # Name pools for planted patient identities (Japanese-style DICOM PN: FAMILY^GIVEN).
 SURNAMES = (
-    "YAMADA", "TANAKA", "SASAKI", "YAMAMOTO", "NAKAJIMA", "KATOU", "YOSHIDA", "YAMAGUCHI",
-    "MATSUDA", "INOUE", "KIMURA", "HAYASHI", "SAITOU", "SHIMIZU", "YAMAZAKI", "IKEDA",
-    "HASHIMOTO", "ISHIKAWA", "OGAWA", "NISHIDA", "FUJIWARA", "OKAMOTO", "MATSUI", "NAKANO",
-    "HARADA", "ONO", "TAMURA", "TAKEUCHI", "KANEKO", "WADA", "NAKAYAMA", "ISHIDA",
-    "UEDA", "MORITA", "HARA", "SHIBATA", "SAKAI", "KUDOU", "YOKOYAMA", "MIYAZAKI",
-)  # fmt: skip
+    "YAMADA",
+    "TANAKA",
+    "SASAKI",
+    "YAMAMOTO",
+    "NAKAJIMA",
+    "KATOU",
+    "YOSHIDA",
+    "YAMAGUCHI",
+    "MATSUDA",
+    "INOUE",
+    "KIMURA",
+    "HAYASHI",
+    "SAITOU",
+    "SHIMIZU",
+    "YAMAZAKI",
+    "IKEDA",
+    "HASHIMOTO",
+    "ISHIKAWA",
+    "OGAWA",
+    "NISHIDA",
+    "FUJIWARA",
+    "OKAMOTO",
+    "MATSUI",
+    "NAKANO",
+    "HARADA",
+    "ONO",
+    "TAMURA",
+    "TAKEUCHI",
+    "KANEKO",
+    "WADA",
+    "NAKAYAMA",
+    "ISHIDA",
+    "UEDA",
+    "MORITA",
+    "HARA",
+    "SHIBATA",
+    "SAKAI",
+    "KUDOU",
+    "YOKOYAMA",
+    "MIYAZAKI",
+)
 GIVEN_NAMES = (
-    "HANAKO", "YUMIKO", "KEIKO", "NAOMI", "SACHIKO", "TOMOKO", "MICHIKO", "AKEMI",
-    "YOSHIKO", "KAZUKO", "MEGUMI", "ERIKO", "MAYUMI", "KYOKO", "JUNKO", "HIROMI",
-    "NORIKO", "YUKARI", "SAYAKA", "MISAKI", "HARUKA", "CHIHIRO", "AYUMI", "KANAKO",
-    "RIEKO", "SHIZUKA", "MIDORI", "FUMIKO", "ASUKA", "NATSUKO", "MASAKO", "YOKO",
-)  # fmt: skip
+    "HANAKO",
+    "YUMIKO",
+    "KEIKO",
+    "NAOMI",
+    "SACHIKO",
+    "TOMOKO",
+    "MICHIKO",
+    "AKEMI",
+    "YOSHIKO",
+    "KAZUKO",
+    "MEGUMI",
+    "ERIKO",
+    "MAYUMI",
+    "KYOKO",
+    "JUNKO",
+    "HIROMI",
+    "NORIKO",
+    "YUKARI",
+    "SAYAKA",
+    "MISAKI",
+    "HARUKA",
+    "CHIHIRO",
+    "AYUMI",
+    "KANAKO",
+    "RIEKO",
+    "SHIZUKA",
+    "MIDORI",
+    "FUMIKO",
+    "ASUKA",
+    "NATSUKO",
+    "MASAKO",
+    "YOKO",
+)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Synthetic female pelvis: anatomy and MR signal as functions of physical LPS position (mm).
 
 Everything here is a pure function of (anatomy parameters, points): a series is rendered by
-evaluating the phantom on that series' voxel centres, so every series of a patient (and its mask)
+evaluating the phantom on that series' voxel centers, so every series of a patient (and its mask)
 shows the same 3-D object in its own geometry.
 
 Two kinds of tumour share one rendering path: uterine tumours (``site="uterus"``: a solid mass
@@ -275,13 +275,13 @@ class Anatomy:
     side: int = 0  # -1 right, +1 left (LPS x), 0 uterine
     wall_mm: float = 0.0
     septa_normals: np.ndarray = _none(0, 3)  # (k, 3) unit normals of planar septa
-    septa_offsets: np.ndarray = _none(0)  # (k,) signed distance of each plane from the centre (mm)
+    septa_offsets: np.ndarray = _none(0)  # (k,) signed distance of each plane from the center (mm)
     septa_mm: np.ndarray = _none(0)  # (k,) thickness
     papillae_centers: np.ndarray = _none(0, 3)  # (k, 3) on the inner wall
     papillae_radii: np.ndarray = _none(0)
     solid_dir: np.ndarray = _none(0)  # (3,) local unit direction of the mural solid component
     solid_cut: float = 1.0  # the solid component is where q/radius . solid_dir > solid_cut
-    ascites_level: float | None = None  # normalised AP depth of the fluid level; None: none
+    ascites_level: float | None = None  # normalized AP depth of the fluid level; None: none
     ascites_phase: float = 0.0
     box: np.ndarray | None = None  # (3,) world half-extents bounding the tumour; None: tumour_rmax
 
@@ -308,7 +308,7 @@ def make_anatomy(label: str, rng: np.random.Generator) -> Anatomy:
     diameter = rng.uniform(30, 80)
     tumour_axes = diameter / 2 * rng.uniform(0.85, 1.15, size=3)
     tumour_axes *= diameter / 2 / np.cbrt(np.prod(tumour_axes))  # keep the drawn volume diameter
-    # attached to / inside the uterus: centre within half the uterine radius of its centre
+    # attached to / inside the uterus: center within half the uterine radius of its center
     offset = _unit(rng, 1)[0] * rng.uniform(0.2, 0.6) * uterus_axes
     tumour_center = uterus_center + uterus_rot @ offset
     n_lobes = int(rng.integers(5, 10))
@@ -626,7 +626,7 @@ def adc_map(b0: np.ndarray, b1000: np.ndarray, floor: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SliceGrid:
-    """A stack of parallel slices: DICOM-style in-plane geometry plus slice centres (LPS mm)."""
+    """A stack of parallel slices: DICOM-style in-plane geometry plus slice centers (LPS mm)."""
 
     rows: int
     cols: int
@@ -635,7 +635,7 @@ class SliceGrid:
     col_dir: np.ndarray  # IOP[3:6]: direction of increasing row index
     positions: np.ndarray  # (n, 3) ImagePositionPatient, sorted ascending along the normal
     thickness: float
-    spacing: float  # SpacingBetweenSlices (centre to centre)
+    spacing: float  # SpacingBetweenSlices (center to center)
 
     @property
     def normal(self) -> np.ndarray:
@@ -643,7 +643,7 @@ class SliceGrid:
         return np.cross(self.row_dir, self.col_dir)
 
     def points(self) -> np.ndarray:
-        """Return voxel centres as an (n, rows, cols, 3) float32 array."""
+        """Return voxel centers as an (n, rows, cols, 3) float32 array."""
         r = np.arange(self.rows, dtype=np.float32)[:, None, None] * self.pixel_spacing[0]
         c = np.arange(self.cols, dtype=np.float32)[None, :, None] * self.pixel_spacing[1]
         plane = c * self.row_dir.astype(np.float32) + r * self.col_dir.astype(np.float32)
@@ -652,7 +652,7 @@ class SliceGrid:
         )
 
     def slab_offsets(self, n: int = 3) -> np.ndarray:
-        """Return (n, 3) offsets along the normal at the centres of n equal parts of the slab."""
+        """Return (n, 3) offsets along the normal at the centers of n equal parts of the slab."""
         t = (np.arange(n) + 0.5) / n - 0.5
         return (t[:, None] * self.thickness * self.normal[None]).astype(np.float32)
 
@@ -667,7 +667,7 @@ def make_grid(
     thickness: float,
     spacing: float,
 ) -> SliceGrid:
-    """Return a square-matrix slice stack centred on `center` (LPS mm)."""
+    """Return a square-matrix slice stack centered on `center` (LPS mm)."""
     rd, cd = np.asarray(row_dir, float), np.asarray(col_dir, float)
     normal = np.cross(rd, cd)
     px = round(fov / matrix, 6)  # DS-safe; the same rounded value is used everywhere

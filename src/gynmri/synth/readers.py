@@ -36,8 +36,14 @@ TARGETS = {
 READERS = {"specialist": ["S1", "S2", "S3"], "resident": ["R1", "R2", "R3"]}
 
 
-def simulate_readers(patients: pd.DataFrame, positive: list[str], classes: list[str], seed: int = 0,
-                     jitter: float = 0.03, rho: float = 0.3) -> pd.DataFrame:  # fmt: skip
+def simulate_readers(
+    patients: pd.DataFrame,
+    positive: list[str],
+    classes: list[str],
+    seed: int = 0,
+    jitter: float = 0.03,
+    rho: float = 0.3,
+) -> pd.DataFrame:
     """Return a SIMULATED readers table (reader, role, session, patient, call).
 
     ``patients``: columns patient (pseudonymous key) and label (a class). A correct call names
@@ -71,6 +77,15 @@ def simulate_readers(patients: pd.DataFrame, positive: list[str], classes: list[
                 wrong_pos = rng.choice(positive, len(keys))
                 wrong_neg = rng.choice(negative, len(keys))
                 calls = np.where(right, labels, np.where(truth, wrong_neg, wrong_pos))
-                rows.append(pd.DataFrame({"reader": reader, "role": role, "session": session,
-                                          "patient": keys, "call": calls}))  # fmt: skip
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "reader": reader,
+                            "role": role,
+                            "session": session,
+                            "patient": keys,
+                            "call": calls,
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)

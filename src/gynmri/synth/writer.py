@@ -1,4 +1,4 @@
-"""Cohort planning and writing: DICOM series per centre profile, tumour masks as NIfTI."""
+"""Cohort planning and writing: DICOM series per center profile, tumour masks as NIfTI."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ _IMPL_UID = "2.25.137912735513349062470264211342315812117"
 
 @dataclass(frozen=True)
 class SynthSpec:
-    """What cohort to generate: patients per class, number of centres, seed."""
+    """What cohort to generate: patients per class, number of centers, seed."""
 
     patients_per_class: dict[str, int] = field(hash=False)
     centers: int = 3
@@ -65,8 +65,8 @@ def plan_cohort(spec: SynthSpec) -> pd.DataFrame:
     start = 0
     for label in sorted(spec.patients_per_class):
         n = spec.patients_per_class[label]
-        # round robin per class (continuing where the last class stopped) balances centre sizes
-        # and gives every centre both classes when a class has at least `centers` patients
+        # round robin per class (continuing where the last class stopped) balances center sizes
+        # and gives every center both classes when a class has at least `centers` patients
         rows += [(keys[(start + i) % len(keys)], label) for i in range(n)]
         start = (start + n) % len(keys)
     out = []
@@ -174,7 +174,7 @@ class _Patient:
         return ds
 
     def path_for(self, proto_key: str, series_idx: int, instance: int) -> Path:
-        """Return the centre-specific file path of one instance."""
+        """Return the center-specific file path of one instance."""
         p = self.profile
         proto = p.series[proto_key]
         if p.layout == "series_dirs":
@@ -312,7 +312,7 @@ def write_patient(
     pat.file_counter = int(rng.integers(100, 5000)) * 10  # GE-like opaque file numbering
     masks_dir = Path(masks_root) / patient_dir
     p = profile
-    # field of view centred between uterus and tumour, shifted a little per patient
+    # field of view centered between uterus and tumour, shifted a little per patient
     target = (anat.uterus_center + anat.tumour_center) / 2
     if anat.appearance.site == "adnexa":
         target[2] = anat.tumour_center[2]  # the axial stacks cover the whole adnexal mass in z
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     """Return 0 after writing a synthetic cohort from the command line and printing a summary."""
     ap = argparse.ArgumentParser(
         prog="gynmri synth",
-        description="Write a synthetic multi-centre gynecologic MRI cohort (DICOM + NIfTI masks).",
+        description="Write a synthetic multi-center gynecologic MRI cohort (DICOM + NIfTI masks).",
     )
     ap.add_argument("out_dir", type=Path)
     ap.add_argument(

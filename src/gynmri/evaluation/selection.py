@@ -1,0 +1,70 @@
+"""Automatic vs annotated slice selection: slice-level detection, patient-level diagnosis."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gynmri.detection.views import slice_metrics
+from gynmri.evaluation.metrics import pooled_metrics
+from gynmri.evaluation.scoring import (
+    best_ensemble,
+    combine_sequences,
+    ensemble_name,
+    patient_scores,
+)
+
+
+def slice_table(selection: pd.DataFrame, mm_per_px: float) -> pd.DataFrame:
+    """Return per sequence (pooled over held-out patients): sensitivity, specificity and Jaccard
+    of the selected vs annotated slices, the share of patients whose selection hits at least one
+    annotated slice, the mean per-patient Jaccard, and the median tumour-center error in mm."""
+    rows = []
+    for sequence, part in selection.groupby("sequence", sort=False):
+        per_patient = part.groupby("patient")
+        hit = per_patient.apply(
+            lambda g: bool((g["selected"] & g["annotated"]).any()), include_groups=False
+        )
+        jaccard = per_patient.apply(
+            lambda g: slice_metrics(g["annotated"], g["selected"])["jaccard"],
+            include_groups=False,
+        )
+        errors = per_patient["center_error_px"].first() * mm_per_px
+        rows.append(
+            {
+                "sequence": sequence,
+                "patients": part["patient"].nunique(),
+                **slice_metrics(part["annotated"], part["selected"]),
+                "patients_hit": float(hit.mean()),
+                "jaccard_per_patient": float(jaccard.mean()),
+                "center_error_mm_median": float(errors.median()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def selection_tables(
+    auto: pd.DataFrame,
+    annotated: pd.DataFrame,
+    selection: pd.DataFrame,
+    ensembles: pd.DataFrame,
+    task: dict,
+    sequences: list[str],
+    evaluate: dict,
+    mm_per_px: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (slice-level table, patient-level table) of automatic vs annotated selection.
+
+    Slice level: :func:`slice_table`. Patient level: the diagnosis metrics of each sequence and
+    of the best ensemble, once with the annotated slices and once with the automatic ones.
+    """
+    classes, positive = task["classes"], task["positive"]
+    best = best_ensemble(ensembles)
+    out = []
+    for name, preds in (("annotated", annotated), ("automatic", auto)):
+        scores = patient_scores(preds, classes, evaluate["aggregate"])
+        sets = {s: scores[scores["sequence"] == s] for s in sequences}
+        sets[ensemble_name(best)] = combine_sequences(scores, best, classes, evaluate["combine"])
+        for scores_name, part in sets.items():
+            metrics = pooled_metrics(part, positive, evaluate["threshold"], classes=classes)
+            out.append({"scores": scores_name, "selection": name, **metrics})
+    return slice_table(selection, mm_per_px), pd.DataFrame(out)

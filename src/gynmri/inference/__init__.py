@@ -1,0 +1,1 @@
+"""Inference: `gynmri predict` on a new exam, the run's manifest, Grad-CAM explanations."""

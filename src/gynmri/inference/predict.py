@@ -1,0 +1,284 @@
+"""AI-assisted reading of one new exam: ``gynmri predict EXAM_DIR``.
+
+The exam goes through the pipeline's own steps: discovery, naming and series choice and the wide
+slices of ingest (:mod:`gynmri.preprocessing.ingest`, pixels rounded as the tables store them),
+the tumour-slice selection of the workflow's automatic-selection jobs
+(:func:`gynmri.detection.selector.select_and_crop`, detectors of every fold averaged), every fold
+model's classification of the selected slices, and the evaluation's scoring
+(:mod:`gynmri.evaluation.scoring`: slices -> exam per fold model, the mean over fold models,
+sequences combined into the run's best ensemble). Grad-CAM maps of the selected slices show where
+the classifiers look. Writes ``prediction.json``, ``report.html`` and one PNG per sequence.
+
+Nothing identifying is written: no folder name, no header value beyond series number, plane
+and sequence name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gynmri.detection.selector import select_and_crop
+from gynmri.detection.views import DETECTOR_CLASSES
+from gynmri.evaluation.scoring import exam_scores, prob_columns
+from gynmri.inference.manifest import PredictError, load_manifest
+from gynmri.io.dicom import Series
+from gynmri.io.slices import quantize
+from gynmri.io.volumes import SeriesError
+from gynmri.preprocessing.ingest import choose_series, discover_exam, read_volume, wide_slices
+from gynmri.report.page import prediction_page
+from gynmri.training.crossval import prediction_rows
+
+log = logging.getLogger(__name__)
+
+#: The exam's key in the scoring tables (never a patient identifier).
+EXAM = "exam"
+
+
+def load_models(
+    results: Path, manifest: dict, sequence: str, kind: str, classes: list[str]
+) -> list:
+    """Return the fold models of one sequence (``kind``: models or detectors), refusing models of
+    another task or image size than the manifest's."""
+    from gynmri.training.weights import ModelMismatch, load_checked
+
+    models = []
+    for fold in manifest["folds"]:
+        path = Path(results) / manifest[kind].format(sequence=sequence, fold=fold)
+        if not path.is_dir():
+            raise PredictError(f"model {path} not found: the results folder is incomplete")
+        try:
+            model, _ = load_checked(path, classes, int(manifest["harmonize"]["size"]))
+        except ModelMismatch as err:
+            raise PredictError(str(err)) from None
+        models.append(model)
+    return models
+
+
+@dataclass
+class ExamVolumes:
+    """What an exam holds for the ensemble: per sequence the series and its wide slices, why the
+    others are missing, and the name of every series found (for messages)."""
+
+    volumes: dict[str, tuple[Series, np.ndarray]]
+    missing: dict[str, str]
+    found: list[str]
+
+
+def read_exam(exam: Path, manifest: dict, wanted: list[str]) -> ExamVolumes:
+    """Return the :class:`ExamVolumes` of one exam, read as ingest reads a patient."""
+    if not exam.is_dir():
+        raise PredictError(f"{exam} is not a folder")
+    found = discover_exam(exam, manifest["rules"], wanted)
+    if not found.series:
+        reasons = sorted({r.reason for r in found.records if r.reason}) or ["the folder is empty"]
+        raise PredictError(
+            f"{exam}: no MR DICOM series found in {len(found.records)} files ({'; '.join(reasons)})"
+        )
+    names = [
+        found.sequence_of[s.uid] or f"series {s.number} ({found.reasons[s.uid]})"
+        for s in found.series
+    ]
+    hcfg, volumes, missing = manifest["harmonize"], {}, {}
+    for sequence in wanted:
+        chosen, _ = choose_series(found.by_sequence.get(sequence, []))
+        if chosen is None:
+            missing[sequence] = "no series of this sequence in the exam"
+            continue
+        try:
+            volume, _ = read_volume(chosen, hcfg)
+            wide = wide_slices(volume.image, chosen.plane, hcfg, manifest["detect"]["fov_mm"])
+        except (SeriesError, ValueError) as err:
+            missing[sequence] = f"series {chosen.number}: {err}"
+            continue
+        volumes[sequence] = (chosen, quantize(wide.values))
+    return ExamVolumes(volumes, missing, names)
+
+
+class _Timer:
+    """Seconds spent per step of a prediction."""
+
+    def __init__(self, steps: tuple[str, ...]):
+        self.seconds = dict.fromkeys(steps, 0.0)
+
+    @contextmanager
+    def step(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _classify(results: Path, manifest: dict, sequence: str, images: np.ndarray, timer: _Timer):
+    """Return (selection, slice predictions of every fold model, fold models) of one sequence."""
+    from gynmri.training.step import predict_proba
+
+    classes, dcfg = manifest["task"]["classes"], manifest["detect"]
+    with timer.step("load_models"):
+        detectors = load_models(results, manifest, sequence, "detectors", DETECTOR_CLASSES)
+        models = load_models(results, manifest, sequence, "models", classes)
+    with timer.step("detect"):
+        selection = select_and_crop(
+            detectors,
+            images,
+            int(manifest["harmonize"]["size"]),
+            int(dcfg["tiles"]),
+            float(dcfg["threshold"]),
+        )
+    slices = pd.DataFrame(
+        {"patient": EXAM, "sequence": sequence, "label": "", "slice_index": selection.chosen}
+    )
+    with timer.step("classify"):
+        rows = [
+            prediction_rows(slices, fold, classes, predict_proba(model, selection.crops))
+            for fold, model in zip(manifest["folds"], models, strict=True)
+        ]
+    return selection, pd.concat(rows, ignore_index=True), models
+
+
+def _explain(models, selection, class_index: int, classes, path: Path, sequence: str) -> Path:
+    """Write the Grad-CAM maps (mean over the fold models) of the selected slices to a PNG."""
+    from gynmri.inference.explain import gradcam, overlay_grid_png
+
+    crops = selection.crops
+    show = np.linspace(0, len(crops) - 1, min(len(crops), 6)).round().astype(int)
+    maps = np.mean([gradcam(m, crops[show], class_index) for m in models], axis=0)
+    maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+    titles = [f"{sequence} slice {int(selection.chosen[i])}" for i in show]
+    return Path(overlay_grid_png(crops[show], maps, path, titles))
+
+
+def _probabilities(scores: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    return dict(zip(classes, map(float, scores[prob_columns(classes)].iloc[0]), strict=True))
+
+
+def predict_exam(
+    exam: Path, results: Path, out_dir: Path, threshold: float | None = None, explain: bool = True
+) -> dict:
+    """Return (and write to ``out_dir``) the prediction for one exam; see the module docstring."""
+    started = time.perf_counter()
+    manifest = load_manifest(results)
+    classes, positive = manifest["task"]["classes"], manifest["task"]["positive"]
+    evaluate, members = manifest["evaluate"], manifest["ensemble"]
+    threshold = float(evaluate["threshold"] if threshold is None else threshold)
+    timer = _Timer(("read_and_harmonize", "load_models", "detect", "classify", "explain"))
+    with timer.step("read_and_harmonize"):
+        read = read_exam(Path(exam), manifest, members)
+    volumes, missing, found = read.volumes, read.missing, read.found
+    if not volumes:
+        raise PredictError(
+            f"{exam}: no usable sequence for the ensemble {'+'.join(members)} (found: "
+            f"{', '.join(found)}; missing: {'; '.join(f'{k}: {v}' for k, v in missing.items())})"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions, per_sequence, pngs = [], {}, []
+    for sequence, (series, images) in volumes.items():
+        selection, rows, models = _classify(results, manifest, sequence, images, timer)
+        predictions.append(rows)
+        sequence_scores, _ = exam_scores(rows, classes, evaluate)
+        probs = _probabilities(sequence_scores, classes)
+        per_sequence[sequence] = {
+            "series_number": series.number,
+            "plane": series.plane,
+            "slices": len(images),
+            "selected_slices": selection.chosen.tolist(),
+            "slice_tumour_scores": [round(float(s), 4) for s in selection.scores],
+            "tumour_center_px": [round(float(c), 1) for c in selection.center],
+            "probabilities": probs,
+        }
+        if explain:
+            with timer.step("explain"):
+                pngs.append(
+                    _explain(
+                        models,
+                        selection,
+                        int(np.argmax(list(probs.values()))),
+                        classes,
+                        out_dir / f"gradcam_{sequence}.png",
+                        sequence,
+                    )
+                )
+    _, ensemble = exam_scores(pd.concat(predictions, ignore_index=True), classes, evaluate)
+    probs = _probabilities(ensemble, classes)
+    p_positive = float(sum(probs[c] for c in positive))
+    result = {
+        "task": manifest["task"]["name"],
+        "classes": classes,
+        "positive": positive,
+        "ensemble": members,
+        "sequences_used": list(per_sequence),
+        "sequences_missing": missing,
+        "per_sequence": per_sequence,
+        "probabilities": probs,
+        "predicted_class": max(probs, key=probs.get),
+        "positive_probability": p_positive,
+        "threshold": threshold,
+        "decision": "positive" if p_positive >= threshold else "negative",
+        "seconds": round(time.perf_counter() - started, 2),
+        "seconds_by_step": {k: round(v, 2) for k, v in timer.seconds.items()},
+    }
+    (out_dir / "prediction.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "report.html").write_text(prediction_page(result, pngs))
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="gynmri predict",
+        description="Apply the trained ensemble to one exam (a folder of DICOM files).",
+    )
+    ap.add_argument("exam_dir", type=Path, help="one patient's exam: any folder layout of DICOM")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results folder of a finished workflow run (default: results)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("prediction"),
+        help="output folder for prediction.json, report.html, PNGs (default: prediction)",
+    )
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold on the positive probability (default: the run's)",
+    )
+    ap.add_argument("--no-explain", action="store_true", help="skip the Grad-CAM maps")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``gynmri predict EXAM_DIR [--results DIR] [--out DIR] [--threshold X] [--no-explain]``."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        ap.error("--threshold must lie in [0, 1]")
+    try:
+        result = predict_exam(
+            args.exam_dir, args.results, args.out, args.threshold, explain=not args.no_explain
+        )
+    except PredictError as err:
+        print(f"gynmri predict: {err}")
+        return 1
+    probs = ", ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
+    print(f"ensemble {'+'.join(result['sequences_used'])}: {probs}")
+    for seq, v in result["per_sequence"].items():
+        print(f"  {seq}: series {v['series_number']}, slices {v['selected_slices']} selected")
+    for seq, why in result["sequences_missing"].items():
+        print(f"  {seq}: missing ({why})")
+    print(
+        f"decision: {result['decision']} (p={result['positive_probability']:.3f}, threshold "
+        f"{result['threshold']}); written to {args.out}/ in {result['seconds']} s"
+    )
+    return 0

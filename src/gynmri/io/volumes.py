@@ -1,0 +1,400 @@
+"""Series -> volumes: single-frame slices, Siemens mosaics and enhanced multi-frame objects.
+
+Every series is first expanded into 2-D frames (a slice file, one tile of a mosaic, one frame
+of a multi-frame object), each with its own geometry and acquisition keys. Frames are split
+into volumes by b-value and echo, then by repetition at the same position along the slice
+normal (time points, repeats, diffusion directions). Volumes follow SimpleITK's convention:
+LPS millimetres, index (x, y, z) = (column, row, slice), direction columns = (row direction,
+column direction, row x column); slices are ordered along that normal, never by
+InstanceNumber or file name.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from gynmri.io.dicom import (
+    FileRecord,
+    Series,
+    bvalue,
+    csa_image,
+    floats,
+    get,
+    group_item,
+    number,
+)
+
+
+class SeriesError(ValueError):
+    """A series cannot be stacked into a volume (the message says why)."""
+
+
+# Frames closer than this along the normal share a position (scanners jitter in the 1e-4 mm).
+_SAME_POSITION_MM = 0.05
+
+
+@dataclass
+class Volume:
+    """One volume of a series: the image (float32 signal, LPS) and the files it came from."""
+
+    image: sitk.Image
+    files: list[FileRecord]
+    label: str
+    bvalue: float | None
+
+
+@dataclass
+class Frame:
+    """One 2-D image of a series with its geometry and the keys that place it in a volume."""
+
+    rec: FileRecord
+    index: int  # frame of a multi-frame file, tile of a mosaic, else 0
+    position: np.ndarray  # LPS position of the center of the first voxel
+    orientation: np.ndarray  # 6 direction cosines (row, column)
+    spacing: tuple[float, float]  # (between rows, between columns)
+    shape: tuple[int, int]  # (rows, columns)
+    bvalue: float | None
+    echo: float
+    order: tuple  # acquisition order: sorts repeats of one position
+    slope: float = 1.0
+    intercept: float = 0.0
+    mosaic: int = 0  # tiles per side when the frame is a mosaic tile
+
+
+def _seconds(tm) -> float:
+    """Return a DICOM TM ('HHMMSS.frac') as seconds of the day, 0 when absent or malformed."""
+    text = str(tm or "").replace(":", "")
+    try:
+        return int(text[:2] or 0) * 3600 + int(text[2:4] or 0) * 60 + float(text[4:] or 0)
+    except ValueError:
+        return 0.0
+
+
+def _order(ds: pydicom.Dataset, temporal: float | None = None) -> tuple:
+    return (
+        temporal if temporal is not None else number(ds, "TemporalPositionIdentifier", 0.0),
+        number(ds, "AcquisitionNumber", 0.0),
+        _seconds(get(ds, "AcquisitionTime")),
+        number(ds, "TriggerTime", 0.0),
+        number(ds, "InstanceNumber", 0.0),
+    )
+
+
+def _rescale(ds) -> tuple[float, float]:
+    return number(ds, "RescaleSlope", 1.0) or 1.0, number(ds, "RescaleIntercept", 0.0)
+
+
+def frames_of(rec: FileRecord) -> list[Frame]:
+    """Return the 2-D frames of one file; SeriesError when its geometry is missing."""
+    ds, name = rec.header, rec.path.name
+    shape = (int(number(ds, "Rows", 0)), int(number(ds, "Columns", 0)))
+    n_frames = int(number(ds, "NumberOfFrames", 1) or 1)
+    echo = number(ds, "EchoNumbers", 1.0)
+    if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+        frames = []
+        for k in range(n_frames):
+            pos = floats(group_item(ds, k, "PlanePositionSequence"), "ImagePositionPatient", 3)
+            iop = floats(
+                group_item(ds, k, "PlaneOrientationSequence"), "ImageOrientationPatient", 6
+            )
+            spacing = floats(group_item(ds, k, "PixelMeasuresSequence"), "PixelSpacing", 2)
+            if pos is None or iop is None or spacing is None:
+                raise SeriesError(f"{name}: multi-frame without per-frame geometry (frame {k + 1})")
+            content = group_item(ds, k, "FrameContentSequence")
+            pixel = group_item(ds, k, "PixelValueTransformationSequence")
+            slope, intercept = _rescale(pixel if pixel is not None else ds)
+            temporal = number(content, "TemporalPositionIndex")
+            frames.append(
+                Frame(
+                    rec,
+                    k,
+                    pos,
+                    iop,
+                    tuple(spacing),
+                    shape,
+                    bvalue(ds, k),
+                    echo,
+                    (*_order(ds, temporal), number(content, "InStackPositionNumber", 0.0), k),
+                    slope,
+                    intercept,
+                )
+            )
+        return frames
+    if n_frames > 1:
+        raise SeriesError(f"{name}: multi-frame ({n_frames} frames) without per-frame geometry")
+    pos = floats(ds, "ImagePositionPatient", 3)
+    iop = floats(ds, "ImageOrientationPatient", 6)
+    spacing = floats(ds, "PixelSpacing", 2)
+    if pos is None or iop is None or spacing is None:
+        raise SeriesError(
+            f"{name}: no geometry (ImagePositionPatient/ImageOrientationPatient/PixelSpacing)"
+        )
+    slope, intercept = _rescale(ds)
+    frame = Frame(
+        rec,
+        0,
+        pos,
+        iop,
+        tuple(spacing),
+        shape,
+        bvalue(ds),
+        echo,
+        (*_order(ds), 0, 0),
+        slope,
+        intercept,
+    )
+    if "MOSAIC" not in str(get(ds, "ImageType", "")).upper():
+        return [frame]
+    return _mosaic_tiles(frame, ds)
+
+
+def _mosaic_tiles(frame: Frame, ds: pydicom.Dataset) -> list[Frame]:
+    """Return the tiles of a Siemens mosaic as frames (tile count and normal from the CSA)."""
+    csa = csa_image(ds)
+    count = int(float((csa.get("NumberOfImagesInMosaic") or [0])[0]))
+    if count < 1:
+        raise SeriesError(f"{frame.rec.path.name}: mosaic without NumberOfImagesInMosaic (CSA)")
+    side = int(np.ceil(np.sqrt(count)))
+    rows, cols = frame.shape[0] // side, frame.shape[1] // side
+    row_dir, col_dir = frame.orientation[:3], frame.orientation[3:]
+    # The mosaic's IPP is the corner of the whole tile grid seen as one image; the slices are
+    # centered in it (as nibabel's MosaicWrapper.image_position).
+    first = (
+        frame.position
+        + row_dir * frame.spacing[1] * (frame.shape[1] - cols) / 2
+        + col_dir * frame.spacing[0] * (frame.shape[0] - rows) / 2
+    )
+    normal = np.cross(row_dir, col_dir)
+    csa_normal = csa.get("SliceNormalVector")
+    if csa_normal and len(csa_normal) == 3:
+        normal = np.array([float(v) for v in csa_normal])  # tiles follow Siemens' slice normal
+    step = number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness") or 1.0
+    b = frame.bvalue
+    if b is None and csa.get("B_value"):
+        b = float(csa["B_value"][0])
+    return [
+        Frame(
+            frame.rec,
+            k,
+            first + k * step * normal,
+            frame.orientation,
+            frame.spacing,
+            (rows, cols),
+            b,
+            frame.echo,
+            frame.order[:-1] + (k,),
+            frame.slope,
+            frame.intercept,
+            side,
+        )
+        for k in range(count)
+    ]
+
+
+# Native (uncompressed) little-endian syntaxes: uid -> bytes of the Pixel Data element header.
+_NATIVE = {"1.2.840.10008.1.2": 8, "1.2.840.10008.1.2.1": 12}
+
+
+def _native(rec: FileRecord) -> np.ndarray | None:
+    """Return the pixels of a native little-endian grey-scale file read straight from disk.
+
+    None when the fast path does not apply (pydicom then decodes the file).
+    """
+    ds, offset = rec.header, rec.pixel_offset
+    syntax = str(get(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    bits, stored = number(ds, "BitsAllocated"), number(ds, "BitsStored")
+    if offset is None or syntax not in _NATIVE or number(ds, "SamplesPerPixel", 1) != 1:
+        return None
+    signed = number(ds, "PixelRepresentation", 0) == 1
+    if bits not in (8, 16, 32) or (signed and stored != bits):
+        return None  # signed values in fewer bits need sign extension: leave it to pydicom
+    shape = (int(number(ds, "NumberOfFrames", 1) or 1), *map(int, (ds.Rows, ds.Columns)))
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{int(bits) // 8}")
+    size = int(np.prod(shape)) * dtype.itemsize
+    head = _NATIVE[syntax]
+    with open(rec.path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(head + size)
+    length = int.from_bytes(data[head - 4 : head], "little")
+    if len(data) < head + size or length < size or length == 0xFFFFFFFF:
+        return None
+    pixels = np.frombuffer(data, dtype, offset=head).reshape(shape)
+    if not signed and stored is not None and stored < bits and pixels.max() >> int(stored):
+        return None  # bits above BitsStored set (overlays): let pydicom handle them
+    return pixels
+
+
+def decode(rec: FileRecord) -> np.ndarray:
+    """Return a file's stored pixel values as (frames, rows, columns[, samples]).
+
+    Raises SeriesError naming the file and its transfer syntax when they cannot be decoded.
+    """
+    try:
+        pixels = _native(rec)
+    except Exception:  # any surprise in the fast path: decode the regular way
+        pixels = None
+    if pixels is not None:
+        return pixels
+    try:
+        ds = pydicom.dcmread(rec.path, force=True)
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+    except Exception as err:
+        raise SeriesError(f"{rec.path.name}: unreadable ({type(err).__name__})") from None
+    n_frames = int(number(ds, "NumberOfFrames", 1) or 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = ds.pixel_array
+    except Exception as err:  # truncated data, missing decoder: name file and syntax
+        what = syntax.name if syntax else "no transfer syntax"
+        text = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise SeriesError(f"{rec.path.name}: pixel data unreadable ({what}: {text})") from None
+    samples = int(number(ds, "SamplesPerPixel", 1) or 1)
+    if n_frames == 1:
+        pixels = pixels[None]
+    if pixels.ndim != (4 if samples > 1 else 3):
+        raise SeriesError(f"{rec.path.name}: pixel data of unexpected shape {pixels.shape}")
+    return pixels
+
+
+def _tile(pixels: np.ndarray, f: Frame) -> np.ndarray:
+    if not f.mosaic:
+        return pixels[f.index]
+    r, c = divmod(f.index, f.mosaic)
+    rows, cols = f.shape
+    return pixels[0, r * rows : (r + 1) * rows, c * cols : (c + 1) * cols]
+
+
+def _split(frames: list[Frame], normal: np.ndarray) -> list[list[Frame]]:
+    """Return the frames split into volumes, each ordered along the normal."""
+    groups: dict[tuple, list[Frame]] = {}
+    for f in frames:
+        b = None if f.bvalue is None else round(f.bvalue, 3)
+        groups.setdefault((b, f.echo), []).append(f)
+    volumes = []
+    for members in groups.values():
+        members.sort(key=lambda f: float(f.position @ normal))
+        stacks: list[list[Frame]] = [[members[0]]]
+        for f in members[1:]:
+            if abs(float((f.position - stacks[-1][0].position) @ normal)) <= _SAME_POSITION_MM:
+                stacks[-1].append(f)
+            else:
+                stacks.append([f])
+        counts = sorted({len(s) for s in stacks})
+        if len(counts) > 1:
+            raise SeriesError(
+                f"repeated positions of unequal counts ({counts[0]}-{counts[-1]} frames per "
+                f"position over {len(stacks)} positions): incomplete or mixed volumes"
+            )
+        for s in stacks:
+            s.sort(key=lambda f: f.order)
+        volumes.extend([s[t] for s in stacks] for t in range(counts[0]))
+    volumes.sort(key=lambda v: min(f.order for f in v))  # acquisition order
+    return volumes
+
+
+def _labels(volumes: list[list[Frame]]) -> list[str]:
+    if len(volumes) == 1:
+        return [""]
+    labels, seen = [], {}
+    for k, v in enumerate(volumes, 1):
+        b, echo = v[0].bvalue, v[0].echo
+        echoes = len({w[0].echo for w in volumes}) > 1
+        text = f"b={b:g}" if b is not None else f"volume {k}"
+        text = f"echo {echo:g} {text}" if echoes else text
+        seen[text] = seen.get(text, 0) + 1
+        labels.append(text if seen[text] == 1 else f"{text} #{seen[text]}")
+    return labels
+
+
+def _geometry(frames: list[Frame], normal: np.ndarray, tilt_tag: float) -> tuple[float, list]:
+    """Return the slice spacing of one volume and warnings; SeriesError if it cannot stack."""
+    warns = []
+    along = np.array([f.position @ normal for f in frames])
+    steps = np.diff(along)
+    if len(steps) == 0:
+        ds = frames[0].rec.header
+        step = number(ds, "SpacingBetweenSlices") or number(ds, "SliceThickness") or 1.0
+        return float(step), warns
+    spacing = float((along[-1] - along[0]) / (len(along) - 1))
+    median = float(np.median(steps))
+    if np.max(np.abs(steps - median)) > 0.01 * median + 1e-3:
+        text = f"uneven slice spacing {steps.min():.1f}-{steps.max():.1f} mm"
+        if steps.max() > 1.5 * steps.min():
+            raise SeriesError(f"{text} (missing or overlapping slices): cannot be stacked")
+        warns.append(text)
+    shift = frames[-1].position - frames[0].position
+    angle = np.degrees(np.arccos(min(1.0, abs(shift @ normal) / max(np.linalg.norm(shift), 1e-9))))
+    if angle > 0.1 or abs(tilt_tag) > 0.1:
+        warns.append(f"gantry tilt {max(angle, abs(tilt_tag)):.1f} deg (stacked along the normal)")
+    return spacing, warns
+
+
+def build_volumes(series: Series) -> tuple[list[Volume], list[str]]:
+    """Return every volume of a series (acquisition order) and warnings about its geometry.
+
+    Raises:
+        SeriesError: no geometry, mixed orientations or matrices, volumes that cannot be
+            stacked (uneven spacing, unequal repeats), unreadable pixel data.
+    """
+    frames = [f for rec in series.files for f in frames_of(rec)]
+    if not frames:
+        raise SeriesError("no images")
+    if not any(f.bvalue for f in frames):  # GE fills its b-value tag with 0 outside DWI
+        for f in frames:
+            f.bvalue = None
+    first = frames[0]
+    samples = int(number(first.rec.header, "SamplesPerPixel", 1) or 1)
+    if samples != 1:
+        raise SeriesError(f"color images (SamplesPerPixel {samples}) not supported")
+    if any(np.max(np.abs(f.orientation - first.orientation)) > 1e-3 for f in frames):
+        raise SeriesError("mixed orientations in one series")
+    if len({f.shape for f in frames}) > 1:
+        raise SeriesError(f"frames of different matrix sizes {sorted({f.shape for f in frames})}")
+    if any(np.max(np.abs(np.subtract(f.spacing, first.spacing))) > 1e-3 for f in frames):
+        raise SeriesError("frames of different pixel spacing")
+    row, col = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row, col)
+    if np.linalg.norm(normal) < 0.5:
+        raise SeriesError("degenerate ImageOrientationPatient")
+    normal = normal / np.linalg.norm(normal)
+    groups = _split(frames, normal)
+    tilt = max(abs(number(r.header, "GantryDetectorTilt", 0.0)) for r in series.files)
+    pixels: dict[int, np.ndarray] = {}  # decoded once per file, shared by its volumes
+    volumes, warns = [], []
+    for label, members in zip(_labels(groups), groups, strict=True):
+        spacing_z, geometry_warnings = _geometry(members, normal, tilt)
+        warns.extend(w for w in geometry_warnings if w not in warns)
+        array = np.empty((len(members), *first.shape), np.float32)
+        for z, f in enumerate(members):
+            if id(f.rec) not in pixels:
+                pixels[id(f.rec)] = decode(f.rec)
+            plane = _tile(pixels[id(f.rec)], f)
+            if plane.shape != f.shape:
+                raise SeriesError(f"{f.rec.path.name}: pixel data of shape {plane.shape}")
+            np.multiply(plane, f.slope, out=array[z], casting="unsafe")
+            array[z] += f.intercept
+        image = sitk.GetImageFromArray(array)  # array (z, y, x) -> image (x, y, z)
+        image.SetSpacing((first.spacing[1], first.spacing[0], spacing_z))
+        image.SetOrigin(tuple(float(v) for v in members[0].position))
+        image.SetDirection(tuple(np.column_stack([row, col, normal]).ravel()))
+        files = list({id(f.rec): f.rec for f in members}.values())
+        volumes.append(Volume(image, files, label, members[0].bvalue))
+    return volumes, warns
+
+
+def choose_volume(volumes: list[Volume], wanted_bvalue: str | float) -> Volume:
+    """Return the DWI volume of the wanted b-value ('highest' or a number), else the first."""
+    bvalues = sorted({v.bvalue for v in volumes if v.bvalue is not None})
+    if not bvalues:
+        return volumes[0]
+    target = bvalues[-1] if wanted_bvalue == "highest" else float(wanted_bvalue)
+    for v in volumes:
+        if v.bvalue is not None and abs(v.bvalue - target) < 1e-3:
+            return v
+    raise SeriesError(f"b-value {target:g} not in series (has {[f'{b:g}' for b in bvalues]})")

@@ -1,0 +1,124 @@
+"""The jitted training step, the optimizer, and batched prediction of a MobileNetV2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from gynmri.config import section
+from gynmri.training.model import MobileNetV2, to_nhwc
+from gynmri.training.sampler import draw_batch
+
+
+def make_optimizer(
+    model: MobileNetV2, learning_rate: float, weight_decay: float, total_steps: int
+) -> nnx.Optimizer:
+    """Return an nnx.Optimizer: Adam (AdamW when ``weight_decay`` > 0) with cosine decay of the
+    learning rate over ``total_steps``."""
+    tx = _transform(float(learning_rate), float(weight_decay), max(1, int(total_steps)))
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+@lru_cache(maxsize=64)
+def _transform(
+    learning_rate: float, weight_decay: float, total_steps: int
+) -> optax.GradientTransformation:
+    # Cached: the transform is static in the optimizer's graphdef, so reusing the same object
+    # lets a second model with the same settings reuse the compiled train step.
+    schedule = optax.cosine_decay_schedule(learning_rate, total_steps)
+    if weight_decay > 0:
+        return optax.adamw(schedule, weight_decay=weight_decay)
+    return optax.adam(schedule)
+
+
+def _freeze(cfg: Mapping[str, Any] | None) -> tuple:
+    """Return a hashable, order-independent form of an augmentation config (defaults filled)."""
+    filled = section("train.augment", cfg)
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filled.items()))
+
+
+def make_train_step(
+    graphdef: Any,
+    batch_size: int,
+    aug_cfg: Mapping[str, Any] | None,
+    in_channels: int,
+    images_per_class: int | None = None,
+    aug_key: jax.Array | None = None,
+) -> Callable[..., tuple[Any, jax.Array]]:
+    """Return step(state, key, images, table, counts) -> (state, loss) for split (model, opt).
+
+    With ``images_per_class`` P, each sample is a draw (class c, index i in [0, P)) from a
+    virtual pool of P augmented images per class: pool item (c, i) is training image
+    ``table[c, i % counts[c]]`` augmented with key ``fold_in(fold_in(aug_key, c), i)``. The pool
+    is never materialized, so its size costs no memory.
+    """
+    pool = int(images_per_class or 0)
+    if pool < 0:
+        raise ValueError(f"images_per_class must be >= 1 (or absent), got {images_per_class}")
+    step = partial(_train_step, graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels), pool)
+    if aug_key is None:
+        aug_key = jax.random.key(0)
+    return lambda state, key, images, table, counts: step(
+        state, key, images, table, counts, aug_key
+    )
+
+
+# Module-level and keyed on static arguments, so identical configurations compile once per
+# process; the (model, optimizer) state is donated so XLA updates weights in place.
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4), donate_argnums=(5,))
+def _train_step(
+    graphdef: Any,
+    batch_size: int,
+    aug: tuple,
+    in_channels: int,
+    pool: int,
+    state: Any,
+    key: jax.Array,
+    images: jax.Array,
+    table: jax.Array,
+    counts: jax.Array,
+    aug_key: jax.Array,
+) -> tuple[Any, jax.Array]:
+    model, optimizer = nnx.merge(graphdef, state)
+    x, cls = draw_batch(key, images, table, counts, batch_size, aug, pool, aug_key)
+    x = to_nhwc(x, in_channels)
+
+    def loss_fn(m: MobileNetV2) -> jax.Array:
+        logits = m(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, cls).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer)), loss
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _forward_proba(graphdef: Any, state: Any, images: jax.Array) -> jax.Array:
+    model = nnx.merge(graphdef, state)
+    return jax.nn.softmax(model(to_nhwc(images, model.in_channels)), axis=-1)
+
+
+def predict_proba(model: MobileNetV2, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode."""
+    images = np.asarray(images, np.float32)
+    n = images.shape[0]
+    if n == 0:
+        return np.zeros((0, model.num_classes), np.float32)
+    model.eval()
+    graphdef, state = nnx.split(model)
+    bs = min(batch_size, n)
+    out = []
+    for start in range(0, n, bs):
+        chunk = images[start : start + bs]
+        real = chunk.shape[0]
+        if real < bs:  # pad so the forward pass is compiled for one shape only
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - real, axis=0)])
+        out.append(_forward_proba(graphdef, state, jnp.asarray(chunk))[:real])
+    return np.asarray(jnp.concatenate(out))
