@@ -40,7 +40,7 @@ def snakemake(
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
-        timeout=900,
+        timeout=1200,
         env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
