@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from gynmri.config import section
+from gynmri.training.augment import settings as augment_settings
 from gynmri.training.model import MobileNetV2, to_nhwc
 from gynmri.training.sampler import draw_batch
 
@@ -40,7 +40,7 @@ def _transform(
 
 def _freeze(cfg: Mapping[str, Any] | None) -> tuple:
     """Return a hashable, order-independent form of an augmentation config (defaults filled)."""
-    filled = section("train.augment", cfg)
+    filled = augment_settings(cfg)
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filled.items()))
 
 
