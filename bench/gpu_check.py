@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from gynmri.training.model import build_model  # noqa: E402
-from gynmri.training.sampler import class_tables  # noqa: E402
+from gynmri.training.sampler import BatchSampler  # noqa: E402
 from gynmri.training.step import make_optimizer, make_train_step  # noqa: E402
 
 AUGMENT = {
@@ -126,9 +126,9 @@ def time_training(
         state = jax.device_put(state, device)
         step = make_train_step(graphdef, batch, AUGMENT, 1, images_per_class=875_000)
         n = 4 * batch
-        images = jax.device_put(jax.random.normal(jax.random.key(0), (n, size, size)), device)
-        table, counts = class_tables(np.arange(n) % 3, 3)
-        rest = (images, jax.device_put(table, device), jax.device_put(counts, device))
+        images = np.asarray(jax.random.normal(jax.random.key(0), (n, size, size)))
+        sampler = BatchSampler(images, np.arange(n) % 3, 3, batch, pool=875_000)
+        rest = jax.device_put(sampler.batch((0,), 0), device)
         key = jax.random.key(0)
         t0 = time.perf_counter()
         state, loss = step(state, key, *rest)

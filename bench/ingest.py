@@ -6,7 +6,8 @@ Copies the data to a temporary folder, then times (best of ``--repeat``):
 - discovery: ``discover`` over each series folder (header-only reads), in worker processes;
 - full ingest: discover + ``build_volumes`` for every series (headers, pixels, stacking);
 - dcm2niix: ``dcm2niix -o OUT -f %s IN`` on the same folder, as a subprocess.
-The last line is ``ratio: <full-ingest files/s / dcm2niix files/s>``.
+It also prints which reader (dicomsdl, pydicom) read the headers. The last line is
+``ratio: <full-ingest files/s / dcm2niix files/s>``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -68,6 +70,7 @@ def main() -> None:
             t_disc, counts = _best(lambda: sum(pool.map(_discover, folders)), args.repeat)
             t_full, slices = _best(lambda: sum(pool.map(_ingest, folders)), args.repeat)
         assert counts == n_files, (counts, n_files)
+        readers = Counter(r.reader or r.reason for f in folders for r in discover(f)[0])
 
         def convert() -> None:
             out = Path(tmp) / "nii"
@@ -79,6 +82,7 @@ def main() -> None:
         t_ref, _ = _best(convert, args.repeat)
     rate = {"discovery": n_files / t_disc, "ingest": n_files / t_full, "dcm2niix": n_files / t_ref}
     print(f"files: {n_files} in {len(folders)} series folders, {args.workers} workers")
+    print("readers: " + ", ".join(f"{k} {v}" for k, v in sorted(readers.items())))
     print(f"discovery:   {t_disc:.3f} s  {rate['discovery']:.0f} files/s")
     print(
         f"full ingest: {t_full:.3f} s  {rate['ingest']:.0f} files/s  {slices / t_full:.0f} slices/s"

@@ -174,7 +174,7 @@ def bench_nnx_full_step(args: argparse.Namespace, depthwise: str, dtype: str) ->
     from flax import nnx
 
     from gynmri.training.model import build_model
-    from gynmri.training.sampler import class_tables
+    from gynmri.training.sampler import BatchSampler
     from gynmri.training.step import make_optimizer, make_train_step
 
     aug = {
@@ -193,9 +193,9 @@ def bench_nnx_full_step(args: argparse.Namespace, depthwise: str, dtype: str) ->
     graphdef, state = nnx.split((model, optimizer))
     step = make_train_step(graphdef, args.batch, aug, 3, images_per_class=875_000)
     n = 4 * args.batch
-    images = jax.random.normal(jax.random.key(0), (n, args.size, args.size))
-    table, counts = class_tables(np.arange(n) % 3, 3)
-    rest = (images, jnp.asarray(table), jnp.asarray(counts))
+    images = np.asarray(jax.random.normal(jax.random.key(0), (n, args.size, args.size)))
+    sampler = BatchSampler(images, np.arange(n) % 3, 3, args.batch, pool=875_000)
+    rest = tuple(jnp.asarray(a) for a in sampler.batch((0,), 0))
     key = jax.random.key(0)
     for i in range(2):
         state, loss = step(state, jax.random.fold_in(key, i), *rest)

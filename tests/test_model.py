@@ -129,7 +129,7 @@ def test_unknown_depthwise_mode_is_refused():
 
 
 def test_bfloat16_compute_close_to_float32_and_trains():
-    from gynmri.training.sampler import class_tables
+    from gynmri.training.sampler import BatchSampler
     from gynmri.training.step import make_optimizer, make_train_step
 
     # The float32 net and input are those of the test above: its compiled eval pass is reused.
@@ -164,10 +164,10 @@ def test_bfloat16_compute_close_to_float32_and_trains():
     before = np.asarray(bf16.classifier.kernel[...])
     optimizer = make_optimizer(bf16, 1e-2, 0.0, 10)
     graphdef, state = nnx.split((bf16, optimizer))
-    table, counts = class_tables(np.arange(6) % 4, 4)
+    images = np.asarray(jax.random.normal(jax.random.key(4), (6, 32, 32)))
+    sampler = BatchSampler(images, np.arange(6) % 4, 4, batch_size=4, pool=0)
     step = make_train_step(graphdef, 4, None, 3)
-    images = jax.random.normal(jax.random.key(4), (6, 32, 32))
-    state, loss = step(state, jax.random.key(0), images, jnp.asarray(table), jnp.asarray(counts))
+    state, loss = step(state, jax.random.key(0), *sampler.batch((0,), 0))
     assert np.isfinite(float(loss))
     nnx.update((bf16, optimizer), state)
     after = bf16.classifier.kernel[...]

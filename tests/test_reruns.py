@@ -17,6 +17,7 @@ pytestmark = pytest.mark.workflow
 BELOW_INGEST = {
     "ingest",
     "ingest_wide",
+    "fold_listing",
     "qc_summary",
     "train",
     "predict",
@@ -68,6 +69,7 @@ CHANGES = {
         250,
         {
             "ingest_wide",
+            "fold_listing",
             "train_detector",
             "predict_auto",
             "evaluate_selection",

@@ -18,7 +18,7 @@ from flax import nnx
 
 from gynmri.training.checkpoints import Checkpoints, run_fingerprint
 from gynmri.training.loop import fit
-from gynmri.training.sampler import draw_batch
+from gynmri.training.sampler import BatchSampler, augment_draws
 from gynmri.training.weights import flat_state
 
 SETUP = """
@@ -28,7 +28,7 @@ labels = np.arange(24) % 3
 images = rng.standard_normal((24, 32, 32)).astype(np.float32) + labels[:, None, None]
 model_cfg = {"width": 0.35, "stem": "single", "bn_momentum": 0.9}
 train_cfg = {"batch_size": 8, "epochs": 3, "images_per_epoch": 16, "learning_rate": 1e-3,
-             "seed": 3, "images_per_class": 50,
+             "seed": 3, "images_per_class": 50, "checkpoint_seconds": 0,
              "augment": {"contrast": 0.1, "intensity": 0.1}}
 """
 
@@ -63,8 +63,11 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
         text=True,
         env=dict(os.environ),
     )
-    # Meanwhile (on the other core), the same run uninterrupted and without checkpoints.
-    plain, plain_history = fit(*data, log=lambda _: None)
+    # Meanwhile (on the other core), the same run uninterrupted; its checkpoints are due only
+    # after an hour (train/checkpoint_seconds), so it saves none.
+    lazy = {**setup["train_cfg"], "checkpoint_seconds": 3600}
+    plain, plain_history = fit(*data[:4], lazy, log=lambda _: None, checkpoint_dir=tmp_path / "p")
+    assert not [p for p in (tmp_path / "p").iterdir() if p.name.isdigit()]
     out, _ = killed.communicate(timeout=600)
     assert killed.returncode == -9, out  # SIGKILL right after epoch 1's checkpoint
     assert "epoch 1/3" in out and "epoch 2/3" not in out and "NOT KILLED" not in out, out
@@ -73,7 +76,8 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
     resumed, history = fit(*data, log=lines.append, checkpoint_dir=ckpt)
     assert lines[0].startswith("resumed from checkpoint"), lines
     assert "after epoch 1 (step 2); continuing with epoch 2/3" in lines[0], lines
-    assert [line.split()[1] for line in lines[1:]] == ["2/3", "3/3"]  # epoch 1 not retrained
+    epochs = [line.split()[1] for line in lines[1:] if line.startswith("epoch")]
+    assert epochs == ["2/3", "3/3"]  # epoch 1 not retrained
     assert history["epoch"].tolist() == plain_history["epoch"].tolist() == [1, 2, 3]
     # Epoch 1's row comes from the checkpoint (the killed run), the others from this run.
     np.testing.assert_allclose(history["train_loss"], plain_history["train_loss"], rtol=1e-6)
@@ -126,14 +130,15 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path):
 def test_pool_draws_are_fixed_images():
     # images_per_class=3, 2 classes: however many batches, at most 6 distinct augmented images,
     # and each pool item is the same image with the same augmentation wherever it is drawn.
-    images = jax.random.normal(jax.random.key(0), (4, 12, 12))
-    table = jnp.array([[0, 2], [1, 3]], jnp.int32)
-    counts = jnp.array([2, 2], jnp.int32)
+    images = np.asarray(jax.random.normal(jax.random.key(0), (4, 12, 12)))
+    sampler = BatchSampler(images, np.array([0, 1, 0, 1]), 2, 16, pool=3)
     aug = (("contrast", 0.5), ("flip_lr", True), ("rotate_deg", 20))
-    draw = jax.jit(lambda k: draw_batch(k, images, table, counts, 16, aug, 3, jax.random.key(1)))
+    augment = jax.jit(lambda k, x, c, d: augment_draws(k, x, c, d, aug, 3, jax.random.key(1)))
+
     seen: set[bytes] = set()
     for i in range(10):
-        x, cls = draw(jax.random.key(i))
+        x, cls, d = sampler.batch((0,), i)
+        x = augment(jax.random.key(i), x, cls, d)
         seen.update(np.asarray(x[j]).round(5).tobytes() for j in range(16))
         assert set(np.asarray(cls).tolist()) <= {0, 1}
     assert 3 < len(seen) <= 6

@@ -12,7 +12,7 @@ from gynmri.evaluation.confusion import macro_recall
 from gynmri.training.augment import augment_batch
 from gynmri.training.checkpoints import HISTORY_COLUMNS
 from gynmri.training.loop import fit
-from gynmri.training.sampler import bucket_size, class_tables
+from gynmri.training.sampler import BatchSampler, class_tables
 from gynmri.training.step import predict_proba
 from gynmri.training.weights import load_model, save_model
 
@@ -115,7 +115,30 @@ def test_class_tables_and_missing_class_error():
     images, labels = _data(9)
     with pytest.raises(ValueError, match="no training samples"):
         fit(images, labels % 2, 3, MODEL_CFG, TRAIN_CFG)
-    assert bucket_size(1000) == 1024 and bucket_size(7) == 7 and bucket_size(1025) == 1152
+
+
+def test_batches_have_one_shape_and_are_balanced_and_reproducible():
+    # The step's input shape is the batch's, whatever the training set's size: one compilation.
+    labels = np.array([0] * 90 + [1] * 10)
+    images = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 6, 6), np.float32)
+    for n in (100, 37):
+        sampler = BatchSampler(images[-n:], labels[-n:], 2, 512, pool=0)
+        x, cls, _ = sampler.batch((1, 2), 0)
+        assert x.shape == (512, 6, 6) and cls.shape == (512,)
+    sampler = BatchSampler(images, labels, 2, 4000, pool=0)
+    x, cls, draw = sampler.batch((1, 2), 5)
+    # Each image is of the class drawn for it, and the classes are drawn uniformly.
+    np.testing.assert_array_equal(labels[x[:, 0, 0].astype(int)], cls)
+    assert 0.45 < cls.mean() < 0.55 and not draw.any()
+    again = sampler.batch((1, 2), 5)
+    np.testing.assert_array_equal(again[0], x)
+    assert not np.array_equal(sampler.batch((1, 2), 6)[0], x)
+    # A pool draw (c, i) is image table[c, i % counts[c]].
+    pooled = BatchSampler(images, labels, 2, 64, pool=7)
+    x, cls, draw = pooled.batch((3,), 0)
+    assert draw.max() < 7
+    expected = pooled.table[cls, draw % pooled.counts[cls]]
+    np.testing.assert_array_equal(x[:, 0, 0].astype(int), expected)
 
 
 def test_balanced_accuracy():
@@ -128,7 +151,8 @@ def test_fit_history_and_log(trained):
     assert history["epoch"].tolist() == [1, 2]
     assert np.isfinite(history[["train_loss", "val_loss", "images_per_second"]].to_numpy()).all()
     assert history["val_balanced_accuracy"].between(0, 1).all()
-    assert len(lines) == 2 and lines[0].startswith("epoch 1/2")
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/2") and lines[1].startswith("epoch 2/2")
+    assert lines[2].startswith("training: ") and "of which checkpoints 0.0 s" in lines[2]
 
 
 def test_fit_is_seeded(trained):

@@ -303,6 +303,15 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
     }
     assert set(by_rule.pop("predict")) == expected_predict
     assert set(by_rule.pop("predict_auto")) == expected_predict
+    # the fold listings (one input per network job) that the new patients join, and only those
+    expected_listings = {
+        f"kind={kind}, fold={f}, part={part}"
+        for kind in ("slices", "wide")
+        for f in (0, 1)
+        for part in ("train", "test")
+        if (part == "test" and f in new_folds) or (part == "train" and new_folds - {f})
+    }
+    assert set(by_rule.pop("fold_listing")) == expected_listings
     downstream = {
         "folds",
         "qc_summary",

@@ -22,7 +22,7 @@ SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
 
 #: Keys of config train that size a job's resources but do not change what it computes.
-RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime_minutes")
+RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime_minutes", "checkpoint_seconds")
 
 
 class ConfigError(ValueError):
@@ -130,3 +130,14 @@ def load_config(path: str | Path) -> dict:
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}
     return validate_config(config)
+
+
+def detector_train_cfg(train_cfg: dict, detect_cfg: dict) -> dict:
+    """Return the training settings of the detector: the classifier's (config train), with
+    detect/epochs and detect/images_per_epoch where set; never the classifier's pool size."""
+    cfg = dict(train_cfg)
+    for key in ("epochs", "images_per_epoch"):
+        if detect_cfg[key]:
+            cfg[key] = detect_cfg[key]
+    cfg.pop("images_per_class", None)  # the pool size is the classifier's protocol
+    return cfg

@@ -18,8 +18,7 @@ except ImportError:
         f"pip install -e {workflow.basedir}"
     ) from None
 
-from gynmri.config import ConfigError, result_settings, validate_config
-from gynmri.detection.crossval import detector_train_cfg
+from gynmri.config import ConfigError, detector_train_cfg, result_settings, validate_config
 from gynmri.io.cases import covariate_columns, load_cases, read_slice_ranges
 from gynmri.io.deid import load_secret, secret_id
 from gynmri.preprocessing.sequences import check_known, load_rules
@@ -43,9 +42,14 @@ SYNTHETIC = bool(config["cohort"].get("synthetic"))
 CASES = load_cases(config)  # patient (key), patient_dir, center, label, label_index
 SECRET_ID = secret_id(load_secret(config["deid"], synthetic=SYNTHETIC))
 PATIENTS = CASES["patient"].tolist()
-CASES_BY_KEY = CASES.set_index(
-    "patient", drop=False
-)  # indexed once: input functions look up per job
+# One record per patient key, looked up by the input functions of every job (a dict: a pandas
+# lookup per job costs seconds of planning at study scale).
+CASE_RECORDS = {
+    row["patient"]: row
+    for row in CASES[["patient", "patient_dir", "center", "label", "label_index"]].to_dict(
+        "records"
+    )
+}
 RANGES = read_slice_ranges(config["cohort"]["slice_ranges"])  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
 FOLDS = list(range(config["folds"]["k"]))
@@ -89,6 +93,8 @@ wildcard_constraints:
     patient="P[0-9a-f]+",
     sequence="|".join(SEQUENCES),
     fold=r"\d+",
+    kind="slices|wide",
+    part="train|test",
 
 
 def network_resources(mem_mb, runtime):
@@ -98,21 +104,16 @@ def network_resources(mem_mb, runtime):
     return {"gpu": config["train"]["gpus"], "mem_mb": mem_mb, "runtime": runtime}
 
 
-def case(wildcards):
-    """Return the cases-table row of a patient key."""
-    return CASES_BY_KEY.loc[wildcards.patient]
-
-
 def case_record(wildcards):
     """Return what ingest needs to know of a patient: key, folder, center, label, class index."""
-    return case(wildcards)[["patient", "patient_dir", "center", "label", "label_index"]].to_dict()
+    return CASE_RECORDS[wildcards.patient]
 
 
 def patient_inputs(wildcards):
     """Return the DICOM (and, for synthetic cohorts, mask) folders of one patient."""
-    row = case(wildcards)
-    inputs = {"dicom": f"{config['cohort']['dicom_root']}/{row.patient_dir}"}
-    masks = f"{config['cohort']['masks_root']}/{row.patient_dir}"
+    patient_dir = case_record(wildcards)["patient_dir"]
+    inputs = {"dicom": f"{config['cohort']['dicom_root']}/{patient_dir}"}
+    masks = f"{config['cohort']['masks_root']}/{patient_dir}"
     # the same inputs whether the cohort was synthetic or not: switching does not rerun ingest
     if SYNTHETIC or os.path.isdir(masks):
         inputs["masks"] = masks
@@ -129,6 +130,13 @@ def fold_tables(kind, part):
     """Return an input function giving the tables ('slices' or 'wide') of a fold's training or
     test patients."""
     return lambda wc: [f"results/{kind}/{p}.parquet" for p in fold_patients(wc, part)]
+
+
+def listing_of(kind, part):
+    """Return the file listing the tables ('slices' or 'wide') of a fold's training or test
+    patients, written by the fold_listing jobs; the one input through which network jobs
+    depend on those tables."""
+    return f"results/splits/{kind}/fold{{fold}}_{part}.txt"
 
 
 def reader_outputs():

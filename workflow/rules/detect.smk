@@ -5,14 +5,12 @@
 
 rule train_detector:
     input:
-        wide=fold_tables("wide", "train"),
+        wide=listing_of("wide", "train"),
     output:
         model=directory("results/detectors/{sequence}/fold{fold}/model"),
         history="results/detectors/{sequence}/fold{fold}/history.tsv",
     log:
         "results/logs/train_detector/{sequence}_fold{fold}.log",
-    benchmark:
-        "results/benchmarks/train_detector/{sequence}_fold{fold}.tsv"
     conda:
         "../envs/train.yaml"
     threads: config["train"]["threads"]
@@ -32,7 +30,7 @@ rule predict_auto:
     input:
         detector="results/detectors/{sequence}/fold{fold}/model",
         model="results/models/{sequence}/fold{fold}/model",
-        wide=fold_tables("wide", "test"),
+        wide=listing_of("wide", "test"),
     output:
         predictions="results/models/{sequence}/fold{fold}/auto_predictions.parquet",
         selection="results/detectors/{sequence}/fold{fold}/selection.parquet",

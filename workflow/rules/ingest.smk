@@ -8,7 +8,7 @@ INGEST_PARAMS = {
     "dicom_root": config["cohort"]["dicom_root"],
     "masks_root": config["cohort"]["masks_root"],
     # only this patient's rows: editing another patient's range reruns only that patient
-    "ranges": lambda wc: RANGES.get(case(wc).patient_dir, []),
+    "ranges": lambda wc: RANGES.get(case_record(wc)["patient_dir"], []),
     "sequences": SEQUENCES,
     "harmonize": config["harmonize"],
     "deid": config["deid"],
@@ -26,8 +26,6 @@ rule ingest:
         qc="results/qc/patients/{patient}.json",
     log:
         "results/logs/ingest/{patient}.log",
-    benchmark:
-        "results/benchmarks/ingest/{patient}.tsv"
     conda:
         "../envs/ingest.yaml"
     resources:
@@ -47,8 +45,6 @@ rule ingest_wide:
         wide="results/wide/{patient}.parquet",
     log:
         "results/logs/ingest_wide/{patient}.log",
-    benchmark:
-        "results/benchmarks/ingest_wide/{patient}.tsv"
     conda:
         "../envs/ingest.yaml"
     resources:

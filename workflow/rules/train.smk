@@ -2,16 +2,32 @@
 # fold is predicted by a separate job, so a new test patient only costs a prediction.
 
 
+rule fold_listing:
+    # One file per fold listing its patients' tables: the training and prediction jobs depend
+    # on it rather than on hundreds of tables each, which keeps planning fast at study scale; a
+    # new or re-ingested table rewrites the listings it is in, and so reruns those jobs only.
+    input:
+        tables=lambda wc: fold_tables(wc.kind, wc.part)(wc),
+    output:
+        "results/splits/{kind}/fold{fold}_{part}.txt",
+    log:
+        "results/logs/fold_listing/{kind}_fold{fold}_{part}.log",
+    localrule: True
+    conda:
+        "../envs/ingest.yaml"
+    # shell, not run: Snakemake spawns a whole Snakemake process (seconds) for a run block
+    shell:
+        "printf '%s\\n' {input.tables:q} > {output:q} 2> {log:q}"
+
+
 rule train:
     input:
-        slices=fold_tables("slices", "train"),
+        slices=listing_of("slices", "train"),
     output:
         model=directory("results/models/{sequence}/fold{fold}/model"),
         history="results/models/{sequence}/fold{fold}/history.tsv",
     log:
         "results/logs/train/{sequence}_fold{fold}.log",
-    benchmark:
-        "results/benchmarks/train/{sequence}_fold{fold}.tsv"
     conda:
         "../envs/train.yaml"
     threads: config["train"]["threads"]
@@ -29,7 +45,7 @@ rule train:
 rule predict:
     input:
         model="results/models/{sequence}/fold{fold}/model",
-        slices=fold_tables("slices", "test"),
+        slices=listing_of("slices", "test"),
     output:
         predictions="results/models/{sequence}/fold{fold}/predictions.parquet",
     log:

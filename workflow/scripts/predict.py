@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from gynmri.io.slices import listed_tables
 from gynmri.training.crossval import predict_fold  # imports jax only when predicting
 from gynmri.training.runtime import start_jax_job
 
@@ -9,7 +10,7 @@ start_jax_job(snakemake.log[0], snakemake.threads)
 wc, p = snakemake.wildcards, snakemake.params
 predict_fold(
     Path(snakemake.input.model),
-    snakemake.input.slices,
+    listed_tables(snakemake.input.slices),
     p.patients,
     wc.sequence,
     int(wc.fold),

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from gynmri.detection.crossval import predict_auto  # imports jax only when predicting
+from gynmri.io.slices import listed_tables
 from gynmri.training.runtime import start_jax_job
 
 start_jax_job(snakemake.log[0], snakemake.threads)
@@ -10,7 +11,7 @@ p, wc = snakemake.params, snakemake.wildcards
 predict_auto(
     Path(snakemake.input.detector),
     Path(snakemake.input.model),
-    snakemake.input.wide,
+    listed_tables(snakemake.input.wide),
     p.patients,
     wc.sequence,
     int(wc.fold),

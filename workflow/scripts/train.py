@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
+from gynmri.io.slices import listed_tables
 from gynmri.training.crossval import train_fold  # imports jax only when training starts
 from gynmri.training.runtime import start_jax_job
 
 start_jax_job(snakemake.log[0], snakemake.threads)
 wc, p = snakemake.wildcards, snakemake.params
 train_fold(
-    snakemake.input.slices,
+    listed_tables(snakemake.input.slices),
     p.patients,
     wc.sequence,
     int(wc.fold),

@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from gynmri.detection.crossval import train_detector  # imports jax only when training starts
+from gynmri.io.slices import listed_tables
 from gynmri.training.runtime import start_jax_job
 
 start_jax_job(snakemake.log[0], snakemake.threads)
 p, wc = snakemake.params, snakemake.wildcards
 train_detector(
-    snakemake.input.wide,
+    listed_tables(snakemake.input.wide),
     p.patients,
     wc.sequence,
     int(wc.fold),

@@ -25,17 +25,6 @@ from gynmri.training.folds import only_patients
 log = logging.getLogger(__name__)
 
 
-def detector_train_cfg(train_cfg: dict, detect_cfg: dict) -> dict:
-    """Return the training settings of the detector: the classifier's (config train), with
-    detect/epochs and detect/images_per_epoch where set; never the classifier's pool size."""
-    cfg = dict(train_cfg)
-    for key in ("epochs", "images_per_epoch"):
-        if detect_cfg[key]:
-            cfg[key] = detect_cfg[key]
-    cfg.pop("images_per_class", None)  # the pool size is the classifier's protocol
-    return cfg
-
-
 def _wide_of(paths: list[str], patients: list[str], sequence: str) -> pd.DataFrame:
     """Return the sequence's wide slices of exactly ``patients``, ordered by patient and slice."""
     wide = only_patients(read_wide(paths, sequence), patients, "wide tables")
@@ -57,7 +46,7 @@ def train_detector(
 ) -> None:
     """Train and save the (sequence, fold) detector on its training patients' views.
 
-    ``train_cfg``: the detector's training settings (:func:`detector_train_cfg`); ``detect_cfg``:
+    ``train_cfg``: the detector's training settings (:func:`gynmri.config.detector_train_cfg`); ``detect_cfg``:
     config detect (tiles, min_fraction are used).
     """
     wide = _wide_of(wide_paths, train_patients, sequence)

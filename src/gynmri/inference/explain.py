@@ -21,6 +21,7 @@ import pandas as pd
 from flax import nnx
 
 from gynmri.training.model import MobileNetV2, to_nhwc
+from gynmri.training.step import PREDICT_BATCH, fixed_batches
 
 
 def _cam(model: MobileNetV2, images: jax.Array, classes: jax.Array) -> jax.Array:
@@ -54,7 +55,7 @@ def gradcam(
     model: MobileNetV2,
     images: np.ndarray,
     class_index: int | Sequence[int] | np.ndarray,
-    batch_size: int = 64,
+    batch_size: int = PREDICT_BATCH,
 ) -> np.ndarray:
     """Return Grad-CAM maps (N, H, W) float32 in [0, 1] for slices (N, H, W) and a class.
 
@@ -81,14 +82,11 @@ def gradcam(
     # An eval-mode view shares the arrays but leaves the caller's module (and its mode) alone.
     view = nnx.view(model, use_running_average=True, raise_if_not_found=False)
     graphdef, state = nnx.split(view)
-    bs = min(int(batch_size), n)
     out = []
-    for start in range(0, n, bs):
-        chunk, cls = images[start : start + bs], classes[start : start + bs]
-        real = chunk.shape[0]
-        if real < bs:  # pad so that one batch shape compiles once (as predict_proba)
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - real, axis=0)])
-            cls = np.concatenate([cls, np.repeat(cls[-1:], bs - real)])
+    # Batches of exactly batch_size (the last padded): one compiled shape per model, whatever n.
+    for (chunk, real), (cls, _) in zip(
+        fixed_batches(images, batch_size), fixed_batches(classes, batch_size), strict=True
+    ):
         cam = _gradcam_batch(graphdef, state, jnp.asarray(chunk), jnp.asarray(cls))
         out.append(np.asarray(cam)[:real])
     return np.concatenate(out).astype(np.float32, copy=False)

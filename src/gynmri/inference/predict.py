@@ -264,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         ap.error("--threshold must lie in [0, 1]")
+    from gynmri.training.runtime import compilation_cache_dir, enable_compilation_cache
+
+    # The workflow's compiled networks (same architecture and batch shape) are reused from it.
+    enable_compilation_cache(compilation_cache_dir())
     try:
         result = predict_exam(
             args.exam_dir, args.results, args.out, args.threshold, explain=not args.no_explain

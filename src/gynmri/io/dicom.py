@@ -7,6 +7,7 @@ kept with the reason, so that the QC manifest accounts for every input file.
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+
+from gynmri.io import fastread
+from gynmri.io.fastread import Header
 
 # Header fields read during discovery; reading only these keeps discovery fast. Besides naming,
 # they carry what volumes.build_volumes needs: geometry, volume keys (b-value, echo, temporal
@@ -74,6 +78,8 @@ _CSA_TAGS = [
     (0x0029, 0x1210),
 ]
 _HEADER_TAGS += [pydicom.tag.Tag(*t) for t in _VENDOR_BVALUE_TAGS + _CSA_TAGS]
+# The same as sorted ints for the fast reader (private creators come before their elements).
+_FAST_TAGS = sorted(int(pydicom.tag.Tag(t)) for t in _HEADER_TAGS)
 
 
 @dataclass
@@ -84,8 +90,10 @@ class FileRecord:
     status: str = "pending"  # used | excluded | pending
     reason: str = ""
     series_uid: str | None = None
-    header: pydicom.Dataset | None = field(default=None, repr=False)
+    # pydicom.Dataset, or fastread.Header (same access) when dicomsdl read the file
+    header: pydicom.Dataset | Header | None = field(default=None, repr=False)
     pixel_offset: int | None = None  # where the Pixel Data element starts in the file
+    reader: str = ""  # dicomsdl | pydicom: which library read the header
 
 
 @dataclass
@@ -140,6 +148,8 @@ def get(ds: pydicom.Dataset | None, name, default=None):
 def number(ds: pydicom.Dataset | None, name, default: float | None = None) -> float | None:
     """Return a numeric element as float (first value of a multi-value), or ``default``."""
     value = get(ds, name)
+    if isinstance(value, float | int):  # the usual case, before the slower checks below
+        return float(value)
     try:
         if isinstance(value, list | tuple | pydicom.multival.MultiValue):
             value = value[0]
@@ -152,10 +162,10 @@ def floats(ds: pydicom.Dataset | None, name, n: int) -> np.ndarray | None:
     """Return a multi-valued numeric element as an array of length ``n``, or None."""
     value = get(ds, name)
     try:
-        out = np.array([float(v) for v in value], float)
+        out = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    return out if out.shape == (n,) and np.all(np.isfinite(out)) else None
+    return np.array(out) if len(out) == n and all(map(math.isfinite, out)) else None
 
 
 def group_item(ds: pydicom.Dataset, frame: int | None, sequence: str) -> pydicom.Dataset | None:
@@ -227,7 +237,19 @@ def plane_of(orientation: np.ndarray | None, tolerance_deg: float = 30.0) -> str
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 
 
-def _read(path: Path) -> tuple[pydicom.Dataset, int | None]:
+def _read(path: Path) -> tuple[pydicom.Dataset | Header, int | None, str]:
+    """Return header, Pixel Data offset and reader: dicomsdl when it reads the file as pydicom
+    would (~3x faster), else pydicom (no preamble, other syntaxes, functional groups, odd values)."""
+    try:
+        fast = fastread.read(path, _FAST_TAGS)
+    except Exception:  # never lose a file to the fast reader: pydicom decides
+        fast = None
+    if fast is not None:
+        return *fast, "dicomsdl"
+    return *_read_pydicom(path), "pydicom"
+
+
+def _read_pydicom(path: Path) -> tuple[pydicom.Dataset, int | None]:
     # Parsing from memory is ~40% faster than from the file (pydicom calls tell() per element).
     buffer = io.BytesIO(path.read_bytes())
     try:
@@ -256,7 +278,7 @@ def read_header(path: Path, modalities: tuple[str, ...] | None = ("MR",)) -> Fil
     try:
         with warnings.catch_warnings():  # pydicom warns about every odd value; reasons suffice
             warnings.simplefilter("ignore")
-            ds, offset = _read(path)
+            ds, offset, reader = _read(path)
             uid, rows = get(ds, "SeriesInstanceUID"), get(ds, "Rows")
             modality = str(get(ds, "Modality", "MR"))
     except InvalidDicomError:
@@ -265,6 +287,7 @@ def read_header(path: Path, modalities: tuple[str, ...] | None = ("MR",)) -> Fil
     except Exception as err:  # a damaged file must be reported, never crash discovery
         rec.status, rec.reason = "excluded", f"unreadable DICOM ({type(err).__name__})"
         return rec
+    rec.reader = reader
     if uid is None:
         rec.status, rec.reason = "excluded", "not an image (no SeriesInstanceUID)"
     elif rows is None:

@@ -152,3 +152,9 @@ def _read_tables(
     if not tables:
         return schema.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas()
+
+
+def listed_tables(listing: str | Path) -> list[str]:
+    """Return the table paths that a fold listing (``results/splits/<kind>/fold<k>_<part>.txt``,
+    one path per line) names."""
+    return Path(listing).read_text().split()

@@ -232,6 +232,10 @@ def _native(rec: FileRecord) -> np.ndarray | None:
 def decode(rec: FileRecord) -> np.ndarray:
     """Return a file's stored pixel values as (frames, rows, columns[, samples]).
 
+    Native grey-scale files are read straight from disk, the others decoded by pydicom. Not by
+    dicomsdl: it crashes the process on truncated or corrupt compressed frames, and decodes some
+    files otherwise than pydicom (32-bit as 16-bit, lossy JPEG, J2K pixel representation).
+
     Raises SeriesError naming the file and its transfer syntax when they cannot be decoded.
     """
     try:
@@ -352,11 +356,11 @@ def build_volumes(series: Series) -> tuple[list[Volume], list[str]]:
     samples = int(number(first.rec.header, "SamplesPerPixel", 1) or 1)
     if samples != 1:
         raise SeriesError(f"color images (SamplesPerPixel {samples}) not supported")
-    if any(np.max(np.abs(f.orientation - first.orientation)) > 1e-3 for f in frames):
+    if np.max(np.abs([f.orientation - first.orientation for f in frames])) > 1e-3:
         raise SeriesError("mixed orientations in one series")
     if len({f.shape for f in frames}) > 1:
         raise SeriesError(f"frames of different matrix sizes {sorted({f.shape for f in frames})}")
-    if any(np.max(np.abs(np.subtract(f.spacing, first.spacing))) > 1e-3 for f in frames):
+    if np.max(np.abs(np.subtract([f.spacing for f in frames], first.spacing))) > 1e-3:
         raise SeriesError("frames of different pixel spacing")
     row, col = first.orientation[:3], first.orientation[3:]
     normal = np.cross(row, col)

@@ -12,6 +12,7 @@ import pandas as pd
 from gynmri.config import section
 from gynmri.evaluation.scoring import prob_columns
 from gynmri.io.slices import read_slices, to_images
+from gynmri.runlog import timed
 from gynmri.training.folds import only_patients
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,9 @@ def fit_and_save(
         log=log.info,
         checkpoint_dir=checkpoint_dir,
     )
-    save_model(model, Path(out_model), meta)
-    history.to_csv(out_history, sep="\t", index=False)
+    with timed(log, "writing the model"):
+        save_model(model, Path(out_model), meta)
+        history.to_csv(out_history, sep="\t", index=False)
     if checkpoint_dir:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
@@ -135,7 +137,8 @@ def predict_fold(
 
     model, _ = load_checked(Path(model_dir), classes)
     test = only_patients(read_slices(slice_paths, sequence), test_patients, "slice tables")
-    probs = predict_proba(model, to_images(test)) if len(test) else np.zeros((0, len(classes)))
+    with timed(log, "prediction"):
+        probs = predict_proba(model, to_images(test)) if len(test) else np.zeros((0, len(classes)))
     predictions = prediction_rows(test, fold, classes, probs)
     predictions.to_parquet(out_predictions, index=False)
     log.info(

@@ -1,18 +1,19 @@
 """``fit``: train one MobileNetV2 on 2-D slices, epoch by epoch, with resumable checkpoints.
 
-The whole training set lives on the device; every jitted step draws a class-balanced batch there,
-augments it, and updates the model, so the host only dispatches steps.
+The host draws each class-balanced batch (:class:`gynmri.training.sampler.BatchSampler`); one
+jitted step of a fixed shape augments it on the device and updates the model, so one compilation
+serves every training set of the same architecture (and later jobs, via the persistent cache).
 
-With a checkpoint folder, ``fit`` saves after every epoch (orbax) and resumes an interrupted run
-bit for bit: the per-step random keys are ``fold_in(data_key, global_step)``, so a run restored
-at the end of an epoch continues with exactly the batches the uninterrupted run would have drawn.
+With a checkpoint folder, ``fit`` saves after an epoch (orbax; at most every ``train.checkpoint_seconds``) and resumes an interrupted run
+bit for bit: each step's batch and random key are functions of (data_key, global_step), so a run
+restored at the end of an epoch continues with exactly the batches the uninterrupted run would
+have drawn.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +27,17 @@ from gynmri.config import section
 from gynmri.evaluation.confusion import macro_recall
 from gynmri.training.checkpoints import HISTORY_COLUMNS, Checkpoints, run_fingerprint
 from gynmri.training.model import MobileNetV2, build_model
-from gynmri.training.sampler import bucket_size, class_tables
+from gynmri.training.sampler import BatchSampler
 from gynmri.training.step import make_optimizer, make_train_step, predict_proba
 
 
-@dataclass
-class _Data:
-    """The training set on the device: images (padded), per-class index table, class counts."""
-
-    images: jax.Array
-    table: jax.Array
-    counts: jax.Array
-
-    @classmethod
-    def put(cls, images: np.ndarray, labels: np.ndarray, n_classes: int) -> _Data:
-        table, counts = class_tables(labels, n_classes)
-        # Padded to a bucketed length so that folds of similar size share the compiled step;
-        # padding rows are never indexed.
-        padded = np.zeros((bucket_size(len(images)), *images.shape[1:]), np.float32)
-        padded[: len(images)] = images
-        return cls(jnp.asarray(padded), jnp.asarray(table), jnp.asarray(counts))
-
-
-def _epoch(step, state: Any, data: _Data, data_key: jax.Array, first_step: int, steps: int):
-    """Return (state, mean training loss) after ``steps`` steps from global step ``first_step``."""
+def _epoch(step, state: Any, sampler: BatchSampler, data_key: jax.Array, first: int, steps: int):
+    """Return (state, mean training loss) after ``steps`` steps from global step ``first``."""
+    seed = tuple(int(w) for w in np.asarray(jax.random.key_data(data_key)).ravel())
     losses = []
-    for k in range(first_step, first_step + steps):
-        state, loss = step(
-            state, jax.random.fold_in(data_key, k), data.images, data.table, data.counts
-        )
+    for k in range(first, first + steps):
+        images, cls, draw = sampler.batch(seed, k)
+        state, loss = step(state, jax.random.fold_in(data_key, k), images, cls, draw)
         losses.append(loss)  # kept on device: fetching each would stall the dispatch queue
     return state, float(jnp.mean(jnp.stack(losses)))
 
@@ -103,7 +86,8 @@ def fit(
     :func:`gynmri.training.step.make_train_step`); absent: a fresh augmentation every draw.
 
     ``checkpoint_dir``: the model and optimizer state, step, epoch, data key and history are
-    saved there after every epoch (orbax, last 2 kept), and a run whose checkpoint there matches
+    saved there after an epoch when ``checkpoint_seconds`` have passed since the last save
+    (orbax, last 2 kept), and a run whose checkpoint there matches
     this call (classes, settings, a sha256 of the data) resumes from its next epoch; the result
     equals an uninterrupted run's. A checkpoint of a different run is ignored (logged) and
     replaced. ``on_epoch_end(epoch)`` is called after each epoch (and its checkpoint).
@@ -112,8 +96,9 @@ def fit(
     train_images = np.asarray(train_images, np.float32)
     if train_images.ndim != 3:
         raise ValueError(f"train_images must be (N, H, W), got shape {train_images.shape}")
-    data = _Data.put(train_images, train_labels, n_classes)
     batch_size, epochs, seed = cfg["batch_size"], cfg["epochs"], cfg["seed"]
+    pool = int(cfg.get("images_per_class") or 0)
+    sampler = BatchSampler(train_images, train_labels, n_classes, batch_size, pool)
     steps_per_epoch = max(1, cfg["images_per_epoch"] // batch_size)
 
     model = build_model(n_classes, model_cfg, seed)
@@ -127,7 +112,7 @@ def fit(
         batch_size,
         cfg["augment"],
         model.in_channels,
-        images_per_class=cfg.get("images_per_class"),
+        images_per_class=pool,
         aug_key=jax.random.fold_in(jax.random.key(seed), 2),
     )
     checkpoints = None
@@ -137,9 +122,11 @@ def fit(
     data_key = jax.random.fold_in(jax.random.key(seed), 1)
     state, data_key, rows, global_step = _resume(checkpoints, state, data_key, log, epochs)
 
+    started, checkpoint_seconds = time.perf_counter(), 0.0
+    last_save = started
     for epoch in range(len(rows) + 1, epochs + 1):
         t0 = time.perf_counter()
-        state, train_loss = _epoch(step, state, data, data_key, global_step, steps_per_epoch)
+        state, train_loss = _epoch(step, state, sampler, data_key, global_step, steps_per_epoch)
         global_step += steps_per_epoch
         ips = steps_per_epoch * batch_size / (time.perf_counter() - t0)
         nnx.update((model, optimizer), state)
@@ -150,13 +137,22 @@ def fit(
         log(
             f"epoch {epoch}/{epochs} train_loss {train_loss:.4f}{val} {seconds:.1f}s {ips:.1f} img/s"
         )
-        if checkpoints is not None:
+        # A checkpoint only serves to resume a killed job: saved at most every
+        # checkpoint_seconds (never after the last epoch, whose model is saved anyway).
+        due = time.perf_counter() - last_save >= cfg["checkpoint_seconds"]
+        if checkpoints is not None and epoch < epochs and due:
+            last_save = time.perf_counter()
             checkpoints.save(epoch, state, data_key, rows, global_step)
+            checkpoint_seconds += time.perf_counter() - last_save
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
     if checkpoints is not None:
         checkpoints.close()
+    log(
+        f"training: {time.perf_counter() - started:.1f} s "
+        f"(of which checkpoints {checkpoint_seconds:.1f} s)"
+    )
     nnx.update((model, optimizer), state)
     model.eval()
     return model, pd.DataFrame(rows, columns=HISTORY_COLUMNS)

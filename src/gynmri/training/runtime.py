@@ -26,6 +26,11 @@ def limit_xla_threads(threads: int) -> None:
     )
 
 
+def compilation_cache_dir() -> Path:
+    """Return the persistent compilation cache: $GYNMRI_JAX_CACHE, else .cache/jax here."""
+    return Path(os.environ.get(JAX_CACHE_ENV, ".cache/jax")).resolve()
+
+
 def enable_compilation_cache(cache_dir: str | Path) -> None:
     """Turn on jax's persistent compilation cache in ``cache_dir`` (shared by later processes):
     jobs with the same architecture and shapes load the compiled step instead of compiling."""
@@ -37,10 +42,80 @@ def enable_compilation_cache(cache_dir: str | Path) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+#: jax's monitoring events: a compilation's duration (cache loads included), a persistent-cache hit.
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_SAVED_EVENT = "/jax/compilation_cache/compile_time_saved_sec"
+#: Compilations (or cache loads) that took, or saved, less than this are counted, not logged.
+LOG_MIN_SECONDS = 1.0
+
+
+class CompileLog:
+    """Logs each XLA compilation that matters (one line: compiled, or loaded from the persistent
+    cache) and, at the end of the job, how many there were and what they cost in all."""
+
+    def __init__(self, log: logging.Logger, min_seconds: float):
+        self.log, self.min_seconds = log, min_seconds
+        self.compiled, self.loaded, self.seconds, self.saved = 0, 0, 0.0, 0.0
+        self._hit, self._saved = False, 0.0
+
+    def on_event(self, event: str, **_: object) -> None:
+        if event == _CACHE_HIT_EVENT:  # fired inside the compilation it belongs to
+            self._hit = True
+
+    def on_duration(self, event: str, seconds: float, **kwargs: object) -> None:
+        if event == _SAVED_EVENT:  # fired inside the compilation it belongs to, after the hit
+            self._saved = max(0.0, seconds)  # negative when loading took longer than compiling
+            return
+        if event != _COMPILE_EVENT:
+            return
+        (hit, saved), self._hit, self._saved = (self._hit, self._saved), False, 0.0
+        self.loaded += hit
+        self.compiled += not hit
+        self.seconds += seconds
+        self.saved += saved
+        name = kwargs.get("fun_name", "?")
+        if hit and saved >= self.min_seconds:
+            self.log.info(
+                "XLA: %s loaded from the compilation cache in %.1f s (saved %.1f s)",
+                name,
+                seconds,
+                saved,
+            )
+        elif not hit and seconds >= self.min_seconds:
+            self.log.info("XLA: %s compiled in %.1f s (cache miss)", name, seconds)
+
+    def summary(self) -> None:
+        self.log.info(
+            "XLA: %d programs compiled, %d loaded from the cache (%.1f s of compiling saved), "
+            "%.1f s in all",
+            self.compiled,
+            self.loaded,
+            self.saved,
+            self.seconds,
+        )
+
+
+def log_compilations(log: logging.Logger) -> CompileLog:
+    """Log this process's XLA compilations and cache hits to ``log`` (summary at exit)."""
+    import atexit
+
+    import jax
+
+    compile_log = CompileLog(log, LOG_MIN_SECONDS)
+    jax.monitoring.register_event_listener(compile_log.on_event)
+    jax.monitoring.register_event_duration_secs_listener(compile_log.on_duration)
+    atexit.register(compile_log.summary)  # runs before logging's own shutdown (LIFO)
+    return compile_log
+
+
 def start_jax_job(log_path: str, threads: int) -> logging.Logger:
     """Start a job that runs a network: XLA threads limited to ``threads`` (before jax is
-    imported), the log file, and the shared compilation cache."""
+    imported), the log file, the shared compilation cache, and a line per compilation."""
     limit_xla_threads(threads)
     log = start(log_path)
-    enable_compilation_cache(Path(os.environ.get(JAX_CACHE_ENV, ".cache/jax")).resolve())
+    cache = compilation_cache_dir()
+    enable_compilation_cache(cache)
+    log_compilations(log)
+    log.info("XLA compilation cache: %s", cache)
     return log

@@ -14,7 +14,10 @@ from flax import nnx
 
 from gynmri.training.augment import settings as augment_settings
 from gynmri.training.model import MobileNetV2, to_nhwc
-from gynmri.training.sampler import draw_batch
+from gynmri.training.sampler import augment_draws
+
+#: Slices per forward pass in prediction, Grad-CAM and validation: one compiled shape per model.
+PREDICT_BATCH = 64
 
 
 def make_optimizer(
@@ -52,12 +55,14 @@ def make_train_step(
     images_per_class: int | None = None,
     aug_key: jax.Array | None = None,
 ) -> Callable[..., tuple[Any, jax.Array]]:
-    """Return step(state, key, images, table, counts) -> (state, loss) for split (model, opt).
+    """Return step(state, key, images, cls, draw) -> (state, loss) for split (model, opt).
 
-    With ``images_per_class`` P, each sample is a draw (class c, index i in [0, P)) from a
-    virtual pool of P augmented images per class: pool item (c, i) is training image
-    ``table[c, i % counts[c]]`` augmented with key ``fold_in(fold_in(aug_key, c), i)``. The pool
-    is never materialized, so its size costs no memory.
+    ``images`` (batch_size, H, W), ``cls`` and ``draw`` (batch_size,): a batch of
+    :meth:`gynmri.training.sampler.BatchSampler.batch`. The step's shapes depend only on the
+    batch and slice size, so every training set of a run shares one compilation. With
+    ``images_per_class`` P, each sample is a draw (class c, index i in [0, P)) from a virtual
+    pool of P augmented images per class, augmented with key ``fold_in(fold_in(aug_key, c), i)``.
+    The pool is never materialized, so its size costs no memory.
     """
     pool = int(images_per_class or 0)
     if pool < 0:
@@ -65,9 +70,7 @@ def make_train_step(
     step = partial(_train_step, graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels), pool)
     if aug_key is None:
         aug_key = jax.random.key(0)
-    return lambda state, key, images, table, counts: step(
-        state, key, images, table, counts, aug_key
-    )
+    return lambda state, key, images, cls, draw: step(state, key, images, cls, draw, aug_key)
 
 
 # Module-level and keyed on static arguments, so identical configurations compile once per
@@ -82,13 +85,12 @@ def _train_step(
     state: Any,
     key: jax.Array,
     images: jax.Array,
-    table: jax.Array,
-    counts: jax.Array,
+    cls: jax.Array,
+    draw: jax.Array,
     aug_key: jax.Array,
 ) -> tuple[Any, jax.Array]:
     model, optimizer = nnx.merge(graphdef, state)
-    x, cls = draw_batch(key, images, table, counts, batch_size, aug, pool, aug_key)
-    x = to_nhwc(x, in_channels)
+    x = to_nhwc(augment_draws(key, images, cls, draw, aug, pool, aug_key), in_channels)
 
     def loss_fn(m: MobileNetV2) -> jax.Array:
         logits = m(x)
@@ -105,20 +107,32 @@ def _forward_proba(graphdef: Any, state: Any, images: jax.Array) -> jax.Array:
     return jax.nn.softmax(model(to_nhwc(images, model.in_channels)), axis=-1)
 
 
-def predict_proba(model: MobileNetV2, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode."""
+def predict_proba(
+    model: MobileNetV2, images: np.ndarray, batch_size: int = PREDICT_BATCH
+) -> np.ndarray:
+    """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode.
+
+    Slices go through in batches of exactly ``batch_size`` (the last one padded), so that the
+    forward pass compiles once per architecture, whatever N.
+    """
     images = np.asarray(images, np.float32)
     n = images.shape[0]
     if n == 0:
         return np.zeros((0, model.num_classes), np.float32)
     model.eval()
     graphdef, state = nnx.split(model)
-    bs = min(batch_size, n)
     out = []
-    for start in range(0, n, bs):
-        chunk = images[start : start + bs]
-        real = chunk.shape[0]
-        if real < bs:  # pad so the forward pass is compiled for one shape only
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - real, axis=0)])
+    for chunk, real in fixed_batches(images, batch_size):
         out.append(_forward_proba(graphdef, state, jnp.asarray(chunk))[:real])
     return np.asarray(jnp.concatenate(out))
+
+
+def fixed_batches(arrays: np.ndarray, batch_size: int):
+    """Yield (chunk of exactly ``batch_size`` rows, number of real rows) over ``arrays``; the last
+    chunk is padded with copies of its last row."""
+    for start in range(0, len(arrays), batch_size):
+        chunk = arrays[start : start + batch_size]
+        real = len(chunk)
+        if real < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, axis=0)])
+        yield chunk, real
