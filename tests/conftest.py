@@ -1,17 +1,20 @@
-"""Session-wide test settings."""
+"""Session-wide test settings and the workflow runs that several test files inspect."""
 
+import fcntl
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_jax_cache(tmp_path_factory):
-    """Let every workflow run of the session (local and SLURM jobs) share compiled XLA steps.
-
-    Each training job otherwise compiles the same MobileNetV2 step (15-40 s on 2 cores).
-    """
-    cache = tmp_path_factory.mktemp("jax-cache")
+    """Let every workflow run of the session (local and SLURM jobs, on every xdist worker)
+    share compiled XLA programs: the first job compiles the MobileNetV2 step (~30 s on 2
+    cores), the others load it. The cache starts empty with each session."""
+    cache = session_folder(tmp_path_factory) / "jax-cache"
+    cache.mkdir(exist_ok=True)
     old = os.environ.get("GYNMRI_JAX_CACHE")
     os.environ["GYNMRI_JAX_CACHE"] = str(cache)
     yield cache
@@ -21,16 +24,36 @@ def shared_jax_cache(tmp_path_factory):
         os.environ["GYNMRI_JAX_CACHE"] = old
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, shared_jax_cache):
-    """The whole workflow on tests/configs/tiny.yaml, run once per session in a temp folder."""
+def session_folder(tmp_path_factory) -> Path:
+    """Return a folder of this test session shared by all its pytest-xdist workers (each
+    worker has its own base folder, under one folder of the session)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def finished_run(tmp_path_factory, name: str, config: str) -> Path:
+    """Return the folder of a whole workflow run on tests/configs/<config>, made once per test
+    session: the first worker that needs it runs it, the others wait for it and share it (they
+    only read it or copy it)."""
     from test_workflow import ROOT, snakemake
 
-    workdir = tmp_path_factory.mktemp("wf")
-    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text()
-    (workdir / "config.yaml").write_text(text)
-    snakemake(workdir, "--cores", "2")
+    workdir = session_folder(tmp_path_factory) / name
+    with open(workdir.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (workdir / ".finished").exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # a run that failed in another worker
+            workdir.mkdir()
+            text = (ROOT / "tests" / "configs" / config).read_text()
+            (workdir / "config.yaml").write_text(text)
+            snakemake(workdir, "--cores", "2")
+            (workdir / ".finished").touch()
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shared_jax_cache):
+    """The whole workflow on tests/configs/tiny.yaml, run once per session (all workers)."""
+    return finished_run(tmp_path_factory, "tiny-run", "tiny.yaml")
 
 
 def keras_net(num_classes: int, seed: int = 0, **settings):

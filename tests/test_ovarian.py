@@ -3,19 +3,15 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_workflow import ROOT, snakemake
+from conftest import finished_run
 
 pytestmark = pytest.mark.workflow
 CLASSES = ["benign", "borderline", "malignant"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ovarian")
-    text = (ROOT / "tests" / "configs" / "tiny-ovarian.yaml").read_text()
-    (workdir / "config.yaml").write_text(text)
-    snakemake(workdir, "--cores", "2")
-    return workdir
+def run(tmp_path_factory, shared_jax_cache):
+    return finished_run(tmp_path_factory, "ovarian-run", "tiny-ovarian.yaml")
 
 
 def test_models_output_three_class_probabilities(run):

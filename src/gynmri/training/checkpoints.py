@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,13 @@ def run_fingerprint(
 class Checkpoints:
     """Per-epoch orbax checkpoints of one fit() run in a directory (steps = epochs, last 2 kept)."""
 
-    def __init__(self, directory: Path, fingerprint: str, log: Callable[[str], None]):
+    def __init__(
+        self,
+        directory: Path,
+        fingerprint: str,
+        log: Callable[[str], None],
+        every_seconds: float = 0.0,
+    ):
         import orbax.checkpoint as ocp  # imported lazily: only runs that checkpoint pay for it
 
         self.ocp = ocp
@@ -83,6 +90,22 @@ class Checkpoints:
         self.fingerprint = fingerprint
         self.log = log
         self.manager = self._open()
+        self.every_seconds = float(every_seconds)
+        self.seconds = 0.0  # spent saving
+        self._last = time.perf_counter()
+
+    def save_if_due(
+        self, epoch: int, last: bool, state: Any, data_key: jax.Array, rows: list, step: int
+    ) -> None:
+        """Save after ``epoch`` when ``every_seconds`` have passed since the last save (or the
+        start), never after the ``last`` epoch: a checkpoint only serves to resume a killed job,
+        and the finished model is saved anyway."""
+        if last or time.perf_counter() - self._last < self.every_seconds:
+            return
+        start = time.perf_counter()
+        self.save(epoch, state, data_key, rows, step)
+        self._last = time.perf_counter()
+        self.seconds += self._last - start
 
     def _open(self) -> Any:
         ocp = self.ocp

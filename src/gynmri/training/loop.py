@@ -66,6 +66,23 @@ def _resume(checkpoints: Checkpoints | None, state: Any, data_key: jax.Array, lo
     return state, data_key, rows, global_step
 
 
+def _networks(n_classes: int, model_cfg: dict, cfg: dict, total_steps: int):
+    """Return (model in train mode, optimizer, their split state, the jitted train step)."""
+    model = build_model(n_classes, model_cfg, cfg["seed"])
+    optimizer = make_optimizer(model, cfg["learning_rate"], cfg["weight_decay"], total_steps)
+    model.train()
+    graphdef, state = nnx.split((model, optimizer))
+    step = make_train_step(
+        graphdef,
+        cfg["batch_size"],
+        cfg["augment"],
+        model.in_channels,
+        images_per_class=int(cfg.get("images_per_class") or 0),
+        aug_key=jax.random.fold_in(jax.random.key(cfg["seed"]), 2),
+    )
+    return model, optimizer, state, step
+
+
 def fit(
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -101,29 +118,17 @@ def fit(
     sampler = BatchSampler(train_images, train_labels, n_classes, batch_size, pool)
     steps_per_epoch = max(1, cfg["images_per_epoch"] // batch_size)
 
-    model = build_model(n_classes, model_cfg, seed)
-    optimizer = make_optimizer(
-        model, cfg["learning_rate"], cfg["weight_decay"], epochs * steps_per_epoch
-    )
-    model.train()
-    graphdef, state = nnx.split((model, optimizer))
-    step = make_train_step(
-        graphdef,
-        batch_size,
-        cfg["augment"],
-        model.in_channels,
-        images_per_class=pool,
-        aug_key=jax.random.fold_in(jax.random.key(seed), 2),
-    )
+    model, optimizer, state, step = _networks(n_classes, model_cfg, cfg, epochs * steps_per_epoch)
     checkpoints = None
     if checkpoint_dir is not None:  # a run is resumed only into the same settings and data
         run = (n_classes, model_cfg, cfg, train_images, train_labels, val_images, val_labels)
-        checkpoints = Checkpoints(Path(checkpoint_dir), run_fingerprint(*run), log)
+        checkpoints = Checkpoints(
+            Path(checkpoint_dir), run_fingerprint(*run), log, cfg["checkpoint_seconds"]
+        )
     data_key = jax.random.fold_in(jax.random.key(seed), 1)
     state, data_key, rows, global_step = _resume(checkpoints, state, data_key, log, epochs)
 
-    started, checkpoint_seconds = time.perf_counter(), 0.0
-    last_save = started
+    started = time.perf_counter()
     for epoch in range(len(rows) + 1, epochs + 1):
         t0 = time.perf_counter()
         state, train_loss = _epoch(step, state, sampler, data_key, global_step, steps_per_epoch)
@@ -137,22 +142,16 @@ def fit(
         log(
             f"epoch {epoch}/{epochs} train_loss {train_loss:.4f}{val} {seconds:.1f}s {ips:.1f} img/s"
         )
-        # A checkpoint only serves to resume a killed job: saved at most every
-        # checkpoint_seconds (never after the last epoch, whose model is saved anyway).
-        due = time.perf_counter() - last_save >= cfg["checkpoint_seconds"]
-        if checkpoints is not None and epoch < epochs and due:
-            last_save = time.perf_counter()
-            checkpoints.save(epoch, state, data_key, rows, global_step)
-            checkpoint_seconds += time.perf_counter() - last_save
+        if checkpoints is not None:
+            checkpoints.save_if_due(epoch, epoch == epochs, state, data_key, rows, global_step)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
+    saving = 0.0
     if checkpoints is not None:
         checkpoints.close()
-    log(
-        f"training: {time.perf_counter() - started:.1f} s "
-        f"(of which checkpoints {checkpoint_seconds:.1f} s)"
-    )
+        saving = checkpoints.seconds
+    log(f"training: {time.perf_counter() - started:.1f} s (of which checkpoints {saving:.1f} s)")
     nnx.update((model, optimizer), state)
     model.eval()
     return model, pd.DataFrame(rows, columns=HISTORY_COLUMNS)
