@@ -66,7 +66,7 @@ def _resume(checkpoints: Checkpoints | None, state: Any, data_key: jax.Array, lo
     return state, data_key, rows, global_step
 
 
-def _networks(n_classes: int, model_cfg: dict, cfg: dict, total_steps: int):
+def _networks(n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps: int):
     """Return (model in train mode, optimizer, their split state, the jitted train step)."""
     model = build_model(n_classes, model_cfg, cfg["seed"])
     optimizer = make_optimizer(model, cfg["learning_rate"], cfg["weight_decay"], total_steps)
@@ -77,7 +77,7 @@ def _networks(n_classes: int, model_cfg: dict, cfg: dict, total_steps: int):
         cfg["batch_size"],
         cfg["augment"],
         model.in_channels,
-        images_per_class=int(cfg.get("images_per_class") or 0),
+        images_per_class=pool,
         aug_key=jax.random.fold_in(jax.random.key(cfg["seed"]), 2),
     )
     return model, optimizer, state, step
@@ -118,7 +118,9 @@ def fit(
     sampler = BatchSampler(train_images, train_labels, n_classes, batch_size, pool)
     steps_per_epoch = max(1, cfg["images_per_epoch"] // batch_size)
 
-    model, optimizer, state, step = _networks(n_classes, model_cfg, cfg, epochs * steps_per_epoch)
+    model, optimizer, state, step = _networks(
+        n_classes, model_cfg, cfg, pool, epochs * steps_per_epoch
+    )
     checkpoints = None
     if checkpoint_dir is not None:  # a run is resumed only into the same settings and data
         run = (n_classes, model_cfg, cfg, train_images, train_labels, val_images, val_labels)
