@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,22 @@ def dry_run(workdir: Path, config: Path, extra: list[str] = ()) -> tuple[float, 
     return time.perf_counter() - t0, proc.stdout + proc.stderr, proc.returncode
 
 
+def scontrol_seconds() -> float | None:
+    """Seconds `scontrol show config` takes here (None without SLURM's client tools).
+
+    The SLURM executor plugin runs it when Snakemake builds its command line, so every snakemake
+    command pays it; with a SLURM config whose controller does not answer (a stopped test
+    cluster, a workstation's stale /etc/slurm/slurm.conf) scontrol retries for about 10 s."""
+    if shutil.which("scontrol") is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients-per-class", nargs="+", default=["sarcoma=63", "myoma=200"])
@@ -115,6 +132,12 @@ def main() -> int:
         print(f"dry-run seconds: {', '.join(f'{t:.2f}' for t in times)}")
         # CPU time is what a busy machine does not inflate (wall time is the figure users see)
         print(f"dry-run CPU seconds: {', '.join(f'{t:.2f}' for t in cpu)}")
+        waited = scontrol_seconds()
+        if waited is not None and waited > 1:
+            print(
+                f"note: `scontrol show config` takes {waited:.1f} s here and every snakemake "
+                "command waits for it (SLURM plugin at start-up; an unreachable controller)"
+            )
         print(f"plan_seconds: {min(times):.2f}")
     return 0
 

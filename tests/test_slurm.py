@@ -1,31 +1,20 @@
-"""The workflow on a real one-node SLURM cluster: jobs go through sbatch, outputs match a local run."""
+"""The workflow on a real one-node SLURM cluster: jobs go through sbatch, outputs match a local run.
+
+The local run is the session's shared tiny run (tests/configs/tiny.yaml); a copy of it retrains
+every classifier through sbatch (``--forcerun train``: the trainings, their predictions and
+everything after them), and the retrained models must predict what the local ones did.
+"""
 
 import os
 import re
-from pathlib import Path
+import shutil
 
 import pandas as pd
 import pytest
 from slurm_cluster import MISSING, SlurmCluster
 from test_workflow import snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
-
-CONFIG = """
-task: {name: slurm-tiny, classes: [myoma, sarcoma], positive: [sarcoma]}
-cohort:
-  cases: data/synthetic/cases.tsv
-  dicom_root: data/synthetic/dicom
-  masks_root: data/synthetic/masks
-  synthetic: {patients_per_class: {myoma: 3, sarcoma: 3}, centers: 3, seed: 21}
-sequences: {use: [T2axi], rules: config/sequences.yaml}
-harmonize: {size: 32, fov_mm: 140}
-folds: {k: 2, seed: 1}
-model: {width: 0.35, stem: single, bn_momentum: 0.9}
-train: {batch_size: 16, epochs: 1, images_per_epoch: 32, learning_rate: 0.002}
-evaluate: {}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +31,17 @@ def cluster(tmp_path_factory):
     slurm.stop()
 
 
-def test_workflow_through_sbatch_matches_local_run(cluster, tmp_path, capsys):
-    local, remote = tmp_path / "local", tmp_path / "slurm"
-    for work in (local, remote):
-        work.mkdir()
-        (work / "config.yaml").write_text(CONFIG)
-    snakemake(local, "--cores", "2")
+def test_trainings_through_sbatch_match_the_local_run(cluster, tiny_run, tmp_path, capsys):
+    remote = tmp_path / "slurm"
+    shutil.copytree(tiny_run, remote, symlinks=True)  # keeps mtimes and .snakemake metadata
     proc = snakemake(
         remote,
         "--executor",
         "slurm",
         "--jobs",
         "4",
+        "--forcerun",
+        "train",
         "--default-resources",
         "slurm_partition=debug",
         "slurm_account=none",
@@ -66,26 +54,26 @@ def test_workflow_through_sbatch_matches_local_run(cluster, tmp_path, capsys):
         env=cluster.env,
     )
     out = proc.stdout + proc.stderr
-    job_ids = re.findall(r"SLURM run ID: .*|Job \d+ has been submitted with SLURM jobid (\d+)", out)
     submitted = re.findall(r"SLURM jobid (\d+)", out)
     with capsys.disabled():  # into the CI log even when the test passes
         print(f"\nSLURM job ids submitted by Snakemake: {' '.join(submitted)}")
-    assert job_ids and len(submitted) >= 10, out[-3000:]
+    ran = set(re.findall(r"^rule (\w+):", out, re.M)) | set(
+        re.findall(r"^localrule (\w+):", out, re.M)
+    )
+    assert {"train", "predict", "predict_auto", "evaluate", "report_html"} <= ran, out[-3000:]
+    assert len(submitted) >= 10, out[-3000:]
     ctld = (cluster.root / "log" / "slurmctld.log").read_text()
     allocated = set(re.findall(r"JobId=(\d+)", ctld))
     assert set(submitted) <= allocated  # every job Snakemake reported was scheduled by slurmctld
-    # outputs agree with the local run
-    for table in (
-        "results/splits/folds.tsv",
-        "results/qc/files.tsv",
-        "results/metrics/sequences.tsv",
-    ):
+    # the retrained models predict what the local run's did, and the metrics agree
+    predictions = sorted(tiny_run.glob("results/models/*/fold*/predictions.parquet"))
+    assert len(predictions) == 4
+    for local in predictions:
+        again = remote / local.relative_to(tiny_run)
+        assert again.stat().st_mtime > local.stat().st_mtime  # made again, not copied
+        pd.testing.assert_frame_equal(pd.read_parquet(local), pd.read_parquet(again), atol=1e-5)
+    for table in ("results/metrics/sequences.tsv", "results/metrics/ensembles.tsv"):
         pd.testing.assert_frame_equal(
-            pd.read_csv(local / table, sep="\t"), pd.read_csv(remote / table, sep="\t")
-        )
-    for fold in (0, 1):
-        path = f"results/models/T2axi/fold{fold}/predictions.parquet"
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(local / path), pd.read_parquet(remote / path), atol=1e-5
+            pd.read_csv(tiny_run / table, sep="\t"), pd.read_csv(remote / table, sep="\t")
         )
     assert (remote / "results/report/index.html").stat().st_size > 10_000
