@@ -30,6 +30,9 @@ def _ok(cmd: list[str], env: dict | None = None) -> bool:
     return subprocess.run(cmd, capture_output=True, env=env, timeout=30).returncode == 0
 
 
+CLUSTER_NAME = "gynmri"
+
+
 class SlurmCluster:
     """Start munge, slurmctld and slurmd on this host with a config under ``root``."""
 
@@ -41,7 +44,11 @@ class SlurmCluster:
         self.conf = self.CONF
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
         self.pids: list[Path] = []
-        self._saved_conf = self.conf.read_text() if self.conf.exists() else None
+        saved = self.conf.read_text() if self.conf.exists() else None
+        # A config left by a killed test session (its controller is gone) is not restored: with
+        # it, every snakemake command waits ~10 s for the SLURM plugin's `scontrol show config`.
+        leftover = saved is not None and saved.startswith(f"ClusterName={CLUSTER_NAME}\n")
+        self._saved_conf = None if leftover else saved
 
     def start(self) -> None:
         """Bring the cluster up; raise RuntimeError with the daemons' logs when it fails."""
@@ -51,7 +58,7 @@ class SlurmCluster:
         for sub in ("state", "spool", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.conf.parent.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(f"""ClusterName=gynmri
+        self.conf.write_text(f"""ClusterName={CLUSTER_NAME}
 SlurmctldHost={host}
 SlurmUser=root
 SlurmdUser=root
