@@ -39,3 +39,47 @@ def test_second_job_loads_the_compiled_program_from_the_cache(tmp_path):
     # The summary line counts them.
     assert "0 loaded from the cache" in first and "programs compiled" in first
     assert " 0 loaded from the cache" not in second, second
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from gynmri.training import runtime
+    log = runtime.start_jax_job(sys.argv[1], 1)
+    with runtime.compiling_once(sys.argv[2]):
+        Path(sys.argv[3]).write_text(str(time.time()))
+        time.sleep(float(sys.argv[4]))
+        log.info("left at %r", time.time())
+    """
+)
+
+
+def _holder(tmp_path, name: str, program: str, hold: float) -> subprocess.Popen:
+    env = {"GYNMRI_JAX_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    args = [str(tmp_path / f"{name}.log"), program, str(tmp_path / f"{name}.in"), str(hold)]
+    return subprocess.Popen([sys.executable, "-c", HOLDER, *args], env=env, cwd=tmp_path)
+
+
+def _wait_for(path, seconds: float = 120) -> None:
+    import time
+
+    end = time.time() + seconds
+    while not path.exists():
+        assert time.time() < end, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_jobs_compiling_the_same_program_take_turns_and_others_do_not_wait(tmp_path):
+    first = _holder(tmp_path, "first", "step A", hold=8.0)
+    _wait_for(tmp_path / "first.in")  # the first job holds step A's lock
+    same = _holder(tmp_path, "same", "step A", hold=0.0)
+    other = _holder(tmp_path, "other", "step B", hold=0.0)
+    for proc in (first, same, other):
+        assert proc.wait(timeout=120) == 0
+    left = float((tmp_path / "first.log").read_text().split("left at ")[1].split()[0])
+    # the job with the same program entered only after the first had left; the other did not wait
+    assert float((tmp_path / "same.in").read_text()) >= left
+    assert "waiting to load it" in (tmp_path / "same.log").read_text()
+    assert float((tmp_path / "other.in").read_text()) < left
+    assert "waiting" not in (tmp_path / "other.log").read_text()

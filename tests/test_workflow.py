@@ -174,6 +174,18 @@ def test_no_planted_identifier_reaches_results(run):
     assert not leaks, leaks[:5]
 
 
+def test_each_training_program_is_compiled_once(run):
+    """Jobs that start together take turns on a program's first compilation (training/runtime
+    .compiling_once): one compiles, the others load it from the persistent cache."""
+    for rule in ("train", "train_detector"):
+        logs = [p.read_text() for p in sorted((run / "results/logs" / rule).glob("*.log"))]
+        misses = sum(text.count("jit(_train_step) compiled in") for text in logs)
+        loads = sum(
+            text.count("jit(_train_step) loaded from the compilation cache") for text in logs
+        )
+        assert len(logs) == 4 and misses <= 1 and misses + loads == 4, (rule, misses, loads)
+
+
 def test_rerun_plans_nothing(run):
     proc = snakemake(run, "-n", "--cores", "2")
     assert "Nothing to be done" in proc.stdout + proc.stderr

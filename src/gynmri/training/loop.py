@@ -27,6 +27,7 @@ from gynmri.config import section
 from gynmri.evaluation.confusion import macro_recall
 from gynmri.training.checkpoints import HISTORY_COLUMNS, Checkpoints, run_fingerprint
 from gynmri.training.model import MobileNetV2, build_model
+from gynmri.training.runtime import compiling_once
 from gynmri.training.sampler import BatchSampler
 from gynmri.training.step import make_optimizer, make_train_step, predict_proba
 
@@ -66,8 +67,11 @@ def _resume(checkpoints: Checkpoints | None, state: Any, data_key: jax.Array, lo
     return state, data_key, rows, global_step
 
 
-def _networks(n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps: int):
-    """Return (model in train mode, optimizer, their split state, the jitted train step)."""
+def _networks(
+    n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps: int, shape: tuple
+):
+    """Return (model in train mode, optimizer, their split state, the jitted train step for
+    slices of ``shape``; its first call holds the program's lock, :func:`compiling_once`)."""
     model = build_model(n_classes, model_cfg, cfg["seed"])
     optimizer = make_optimizer(model, cfg["learning_rate"], cfg["weight_decay"], total_steps)
     model.train()
@@ -80,7 +84,28 @@ def _networks(n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps
         images_per_class=pool,
         aug_key=jax.random.fold_in(jax.random.key(cfg["seed"]), 2),
     )
-    return model, optimizer, state, step
+    # What the compiled step depends on: architecture, optimizer, batch, augmentation, slices.
+    settings = [cfg[k] for k in ("batch_size", "learning_rate", "weight_decay", "augment")]
+    program = repr(
+        ("train_step", n_classes, sorted(model_cfg.items()), settings, total_steps, pool, shape)
+    )
+    return model, optimizer, state, _compiled_once(step, program)
+
+
+def _compiled_once(step, program: str):
+    """Return ``step`` whose first call (the one that compiles the step, or loads it from the
+    persistent cache) holds ``program``'s lock (:func:`compiling_once`)."""
+    calls = 0
+
+    def call(*args):
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return step(*args)
+        with compiling_once(program):
+            return step(*args)
+
+    return call
 
 
 def fit(
@@ -119,7 +144,7 @@ def fit(
     steps_per_epoch = max(1, cfg["images_per_epoch"] // batch_size)
 
     model, optimizer, state, step = _networks(
-        n_classes, model_cfg, cfg, pool, epochs * steps_per_epoch
+        n_classes, model_cfg, cfg, pool, epochs * steps_per_epoch, train_images.shape[1:]
     )
     checkpoints = None
     if checkpoint_dir is not None:  # a run is resumed only into the same settings and data

@@ -6,8 +6,11 @@ imported (XLA reads its thread settings then).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gynmri.runlog import start
@@ -42,6 +45,43 @@ def enable_compilation_cache(cache_dir: str | Path) -> None:
     # the sampler's and optimizer's eager ops), about 2-7 s a job on 2 cores, which loads in ms.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@contextmanager
+def compiling_once(program: str) -> Iterator[None]:
+    """Hold the lock of ``program`` (a string naming everything its compilation depends on) in
+    the persistent compilation cache while this process compiles it, or loads it from there.
+
+    Jobs that start together would each compile the same program (30-60 s on 2 cores); with
+    the lock one compiles and the others wait, then load it in about a second. Without a
+    persistent cache, or where the file system has no locks, nothing is held.
+    """
+    import jax
+
+    cache = jax.config.jax_compilation_cache_dir
+    handle = None
+    if cache:
+        try:
+            import fcntl
+
+            locks = Path(cache) / "locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256(program.encode()).hexdigest()[:16]
+            handle = open(locks / f"{name}.lock", "w")  # noqa: SIM115 (closed below)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logging.getLogger(__name__).info(
+                    "XLA: another job is compiling this program; waiting to load it"
+                )
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no fcntl (Windows), no locks on this file system
+            pass
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
 
 
 #: jax's monitoring events: a compilation's duration (cache loads included), a persistent-cache hit.
