@@ -72,3 +72,20 @@ def keras_net(num_classes: int, seed: int = 0, **settings):
         **settings,
     }
     return MobileNetV2(num_classes, **args, rngs=nnx.Rngs(seed))
+
+
+def pydicom_test_files() -> Path:
+    """Return pydicom's own test files (real and deliberately awkward DICOM)."""
+    import pydicom
+
+    return Path(pydicom.__file__).parent / "data/test_files"
+
+
+def copy_pydicom_test_files(tmp_path_factory, name: str) -> Path:
+    """Return a fresh copy of pydicom's test files in a folder ``name`` (skip without them)."""
+    source = pydicom_test_files()
+    if not source.is_dir():
+        pytest.skip(f"pydicom's test files not found at {source}")
+    folder = tmp_path_factory.mktemp(name) / "files"
+    shutil.copytree(source, folder)
+    return folder

@@ -13,12 +13,13 @@ from pathlib import Path
 import pydicom
 import pytest
 import SimpleITK as sitk
+from conftest import copy_pydicom_test_files, pydicom_test_files
 
 from gynmri.io.dicom import discover, list_files
 from gynmri.io.volumes import build_volumes, decode
 from gynmri.preprocessing.harmonize import SeriesError
 
-TEST_FILES = Path(pydicom.__file__).parent / "data/test_files"
+TEST_FILES = pydicom_test_files()
 
 SYNTAXES = {  # syntax family -> transfer syntax UIDs
     "JPEG baseline": {"1.2.840.10008.1.2.4.50"},
@@ -31,11 +32,7 @@ SYNTAXES = {  # syntax family -> transfer syntax UIDs
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
-    if not TEST_FILES.is_dir():
-        pytest.skip(f"pydicom's test files not found at {TEST_FILES}")
-    folder = tmp_path_factory.mktemp("awkward") / "patient"
-    shutil.copytree(TEST_FILES, folder)
-    return folder
+    return copy_pydicom_test_files(tmp_path_factory, "awkward")
 
 
 def outcome(folder: Path, modalities):

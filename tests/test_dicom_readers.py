@@ -21,6 +21,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from conftest import copy_pydicom_test_files, pydicom_test_files
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
@@ -43,7 +44,7 @@ from gynmri.io.volumes import SeriesError, build_volumes, decode
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/dcm_qa_nih"
-TEST_FILES = Path(pydicom.__file__).parent / "data/test_files"
+TEST_FILES = pydicom_test_files()
 FLOATS = {"ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2}
 
 
@@ -239,11 +240,7 @@ PYDICOM_TEST_FILES = [
 
 @pytest.fixture(scope="module")
 def test_files(tmp_path_factory) -> Path:
-    if not TEST_FILES.is_dir():
-        pytest.skip(f"pydicom's test files not found at {TEST_FILES}")
-    folder = tmp_path_factory.mktemp("pydicom") / "files"
-    shutil.copytree(TEST_FILES, folder)
-    return folder
+    return copy_pydicom_test_files(tmp_path_factory, "pydicom")
 
 
 @needs_test_files
