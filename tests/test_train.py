@@ -181,3 +181,51 @@ def test_save_load_round_trip(trained, tmp_path):
     np.testing.assert_allclose(
         predict_proba(loaded, images[:10]), predict_proba(model, images[:10]), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_optimizer_matches_optax_adamw_with_cosine_decay(weight_decay):
+    """The optimizer whose settings live in its state updates weights as optax.adamw (optax.adam
+    without decay) with cosine_decay_schedule does, past the end of the schedule too."""
+    import optax
+
+    from gynmri.training.step import make_optimizer
+
+    def net():
+        return nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+
+    ours, theirs = net(), net()
+    total, rate = 5, 0.05
+    schedule = optax.cosine_decay_schedule(rate, total)
+    reference = optax.adamw(schedule, weight_decay=weight_decay) if weight_decay else None
+    opt = make_optimizer(ours, rate, weight_decay, total)
+    ref = nnx.Optimizer(theirs, reference or optax.adam(schedule), wrt=nnx.Param)
+    x = jax.random.normal(jax.random.key(1), (8, 4))
+    for _ in range(total + 2):
+        for model, optimizer in ((ours, opt), (theirs, ref)):
+            grads = nnx.grad(lambda m: (m(x) ** 2).mean())(model)
+            optimizer.update(model, grads)
+    np.testing.assert_allclose(ours.kernel.value, theirs.kernel.value, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ours.bias.value, theirs.bias.value, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(ours.kernel.value, net().kernel.value)  # it did train
+
+
+def test_one_program_serves_every_learning_rate_and_length():
+    """The jitted train step's program does not depend on the optimizer's settings: the
+    persistent cache serves a detector and a classifier of other budgets."""
+    from gynmri.training.model import MobileNetV2
+    from gynmri.training.step import _freeze, _train_step, make_optimizer
+
+    texts = []
+    for rate, decay, total in ((1e-3, 0.0, 10), (5e-2, 1e-4, 960)):
+        model = MobileNetV2(
+            2, width=0.35, in_channels=1, depthwise="shifted", bn_momentum=0.9, dtype=None,
+            rngs=nnx.Rngs(0),
+        )
+        graphdef, state = nnx.split((model, make_optimizer(model, rate, decay, total)))
+        args = (jax.random.key(0), jnp.zeros((4, SIZE, SIZE)), jnp.zeros(4, jnp.int32))
+        lowered = _train_step.lower(
+            graphdef, 4, _freeze(None), 1, 0, state, *args, jnp.zeros(4, jnp.int32), jax.random.key(1)
+        )
+        texts.append(lowered.as_text())
+    assert texts[0] == texts[1]

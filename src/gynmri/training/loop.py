@@ -84,11 +84,10 @@ def _networks(
         images_per_class=pool,
         aug_key=jax.random.fold_in(jax.random.key(cfg["seed"]), 2),
     )
-    # What the compiled step depends on: architecture, optimizer, batch, augmentation, slices.
-    settings = [cfg[k] for k in ("batch_size", "learning_rate", "weight_decay", "augment")]
-    program = repr(
-        ("train_step", n_classes, sorted(model_cfg.items()), settings, total_steps, pool, shape)
-    )
+    # What the compiled step depends on: architecture, batch, augmentation, pool, slices (the
+    # optimizer's settings are in its state, not in the program).
+    settings = [cfg[k] for k in ("batch_size", "augment")]
+    program = repr(("train_step", n_classes, sorted(model_cfg.items()), settings, pool, shape))
     return model, optimizer, state, _compiled_once(step, program)
 
 

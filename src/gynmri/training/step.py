@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,21 +24,50 @@ def make_optimizer(
     model: MobileNetV2, learning_rate: float, weight_decay: float, total_steps: int
 ) -> nnx.Optimizer:
     """Return an nnx.Optimizer: Adam (AdamW when ``weight_decay`` > 0) with cosine decay of the
-    learning rate over ``total_steps``."""
-    tx = _transform(float(learning_rate), float(weight_decay), max(1, int(total_steps)))
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+    learning rate over ``total_steps``.
+
+    The three settings live in the optimizer's state, not in the compiled step: one compiled
+    program serves every learning rate, weight decay and training length (a classifier and a
+    detector of another budget load each other's program from the persistent cache).
+    """
+    optimizer = nnx.Optimizer(model, _TRANSFORM, wrt=nnx.Param)
+    schedule = optimizer.opt_state[1]  # _TRANSFORM's second stage: a ScheduleState
+    schedule.learning_rate.value = jnp.asarray(learning_rate, jnp.float32)
+    schedule.weight_decay.value = jnp.asarray(weight_decay, jnp.float32)
+    schedule.total_steps.value = jnp.asarray(max(1, int(total_steps)), jnp.int32)
+    return optimizer
 
 
-@lru_cache(maxsize=64)
-def _transform(
-    learning_rate: float, weight_decay: float, total_steps: int
-) -> optax.GradientTransformation:
-    # Cached: the transform is static in the optimizer's graphdef, so reusing the same object
-    # lets a second model with the same settings reuse the compiled train step.
-    schedule = optax.cosine_decay_schedule(learning_rate, total_steps)
-    if weight_decay > 0:
-        return optax.adamw(schedule, weight_decay=weight_decay)
-    return optax.adam(schedule)
+class ScheduleState(NamedTuple):
+    """The state of :func:`_cosine_decayed_step`: step count and the settings, as arrays."""
+
+    count: jax.Array
+    learning_rate: jax.Array
+    weight_decay: jax.Array
+    total_steps: jax.Array
+
+
+def _cosine_decayed_step() -> optax.GradientTransformation:
+    """Return the last stage of AdamW: add ``weight_decay`` x params, then scale by minus
+    optax's ``cosine_decay_schedule(learning_rate, total_steps)`` at the step count, with the
+    settings read from the state (set by :func:`make_optimizer`)."""
+
+    def init(params: Any) -> ScheduleState:
+        zero = jnp.zeros([], jnp.float32)
+        return ScheduleState(jnp.zeros([], jnp.int32), zero, zero, jnp.ones([], jnp.int32))
+
+    def update(updates: Any, state: ScheduleState, params: Any = None):
+        count = jnp.minimum(state.count, state.total_steps)
+        decay = 0.5 * (1 + jnp.cos(jnp.pi * count / state.total_steps))
+        rate = state.learning_rate * decay
+        updates = jax.tree.map(lambda u, p: -rate * (u + state.weight_decay * p), updates, params)
+        return updates, state._replace(count=optax.safe_increment(state.count))
+
+    return optax.GradientTransformation(init, update)
+
+
+#: Adam's moments, then decoupled weight decay and the scheduled rate (optax.adamw's order).
+_TRANSFORM = optax.chain(optax.scale_by_adam(), _cosine_decayed_step())
 
 
 def _freeze(cfg: Mapping[str, Any] | None) -> tuple:
