@@ -93,6 +93,7 @@ def test_ensembles_rank_by_macro_metrics():
     parts = []
     for seq, signal, seed in (("T2axi", 2.0, 1), ("DWI", 0.0, 2)):
         parts.append(_scores(seed=seed, signal=signal).assign(sequence=seq))
+    parts[1]["fold"] = parts[0]["fold"]  # a patient is in one fold
     scores = pd.concat(parts, ignore_index=True)
     table = ensemble_metrics(
         scores, ["T2axi", "DWI"], CLASSES, ["malignant"], 0.5, "mean", rank_by="macro_auc"

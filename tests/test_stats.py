@@ -11,6 +11,7 @@ from gynmri.evaluation.stats import (
     bootstrap_ci,
     bootstrap_indices,
     mcnemar_test,
+    resampled_auc,
     wilson_interval,
 )
 
@@ -55,6 +56,17 @@ def test_vectorised_auc_matches_sklearn_per_resample():
             assert np.isnan(v)
 
 
+def test_resampled_auc_equals_ranking_each_resample():
+    rng = np.random.default_rng(5)
+    y = rng.random(40) < 0.3
+    s = np.round(rng.random(40) + 0.3 * y, 1)  # ties within and across resamples
+    idx = bootstrap_indices(40, 500, seed=1)
+    idx[0] = 0 if y[0] else np.flatnonzero(~y)[0]  # one resample of a single class
+    expected, got = auc_rows(y[idx], s[idx]), resampled_auc(y[idx], s, idx)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert np.isnan(got[0]) and not np.isnan(got[1:]).any()
+
+
 def test_bootstrap_is_seeded_and_vectorised_equals_loop():
     rng = np.random.default_rng(4)
     y = rng.random(80) < 0.3
@@ -66,6 +78,8 @@ def test_bootstrap_is_seeded_and_vectorised_equals_loop():
     assert bootstrap_ci(y, s, auc_rows, n_boot=300, seed=8) != fast
     lo, hi = fast
     assert lo < roc_auc_score(y, s) < hi
+    by_counts = bootstrap_ci(y, s, resampled_auc, n_boot=300, seed=7)
+    assert by_counts == pytest.approx(fast, abs=1e-12)
     ss = bootstrap_ci(y, s, ss_avg_rows(0.75), n_boot=300, seed=7)
     assert ss.lo < ss.hi and ss.n_skipped == 0
 

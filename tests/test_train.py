@@ -219,13 +219,26 @@ def test_one_program_serves_every_learning_rate_and_length():
     texts = []
     for rate, decay, total in ((1e-3, 0.0, 10), (5e-2, 1e-4, 960)):
         model = MobileNetV2(
-            2, width=0.35, in_channels=1, depthwise="shifted", bn_momentum=0.9, dtype=None,
+            2,
+            width=0.35,
+            in_channels=1,
+            depthwise="shifted",
+            bn_momentum=0.9,
+            dtype=None,
             rngs=nnx.Rngs(0),
         )
         graphdef, state = nnx.split((model, make_optimizer(model, rate, decay, total)))
         args = (jax.random.key(0), jnp.zeros((4, SIZE, SIZE)), jnp.zeros(4, jnp.int32))
         lowered = _train_step.lower(
-            graphdef, 4, _freeze(None), 1, 0, state, *args, jnp.zeros(4, jnp.int32), jax.random.key(1)
+            graphdef,
+            4,
+            _freeze(None),
+            1,
+            0,
+            state,
+            *args,
+            jnp.zeros(4, jnp.int32),
+            jax.random.key(1),
         )
         texts.append(lowered.as_text())
     assert texts[0] == texts[1]

@@ -92,7 +92,7 @@ def test_report_and_tables_are_written(run):
     )
     side = pd.read_csv(run / "results/metrics/selection_patients.tsv", sep="\t")
     assert set(side["selection"]) == {"annotated", "automatic"} and (side["n"] == 9).all()
-    for png in ("roc", "confusion", "training", "readers", "gradcam"):
+    for png in ("roc", "ensembles", "confusion", "training", "readers", "gradcam"):
         assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
 
 
@@ -330,6 +330,7 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
         "evaluate",
         "readers",
         "roc_figure",
+        "ensembles_figure",
         "confusion_figure",
         "training_figure",
         "report_html",
@@ -372,7 +373,9 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         "Reader study",
     ):
         assert f"<h2>{heading}" in dom.stdout
-    assert dom.stdout.count("<table") >= 5 and dom.stdout.count("<img") >= 4
+    assert "<h3>Best ensemble of each size" in dom.stdout
+    assert 'href="../metrics/ensembles.tsv"' in dom.stdout  # the full table, beside the report
+    assert dom.stdout.count("<table") >= 6 and dom.stdout.count("<img") >= 5
     shot = tmp_path / "report.png"
     subprocess.run(
         [browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],

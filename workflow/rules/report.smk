@@ -22,6 +22,25 @@ rule roc_figure:
         "../scripts/roc_figure.py"
 
 
+rule ensembles_figure:
+    input:
+        ensembles="results/metrics/ensembles.tsv",
+    output:
+        png=report(
+            "results/figures/ensembles.png",
+            caption="../report/ensembles_figure.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/figures/ensembles.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        rank_by=config["evaluate"]["rank_by"],
+    script:
+        "../scripts/ensembles_figure.py"
+
+
 rule confusion_figure:
     input:
         unpack(lambda wildcards: fusion_outputs(["confusion"])),
@@ -79,6 +98,7 @@ rule report_html:
         selection_patients="results/metrics/selection_patients.tsv",
         gradcam_png="results/figures/gradcam.png",
         roc_png="results/figures/roc.png",
+        ensembles_png="results/figures/ensembles.png",
         training_png="results/figures/training.png",
         confusion_png="results/figures/confusion.png",
     output:

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from gynmri.evaluation.confusion import counts, rates
 from gynmri.evaluation.scoring import prob_columns
-from gynmri.evaluation.stats import auc_rows, bootstrap_ci, vectorised
+from gynmri.evaluation.stats import bootstrap_ci, resampled_auc, vectorised
 
 
 def predicted_class(scores: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -39,7 +39,7 @@ def macro_rows(probs: np.ndarray, n_classes: int, what: str):
         for c in range(n_classes):
             truth = y == c
             if what == "auc":
-                values.append(auc_rows(truth, probs[s, c]))
+                values.append(resampled_auc(truth, probs[:, c], s))
             else:
                 values.append(rates(counts(truth, pred_all[s] == c))["ss_avg"])
         return np.mean(values, axis=0)  # NaN when a class is missing from the resample

@@ -17,16 +17,17 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from gynmri.evaluation.classes import multiclass_metrics
 from gynmri.evaluation.confusion import COUNT_COLUMNS, counts, rates, wilson_intervals
+from gynmri.evaluation.ensembles import ensemble_point_metrics
 from gynmri.evaluation.scoring import (
     best_ensemble,
     check_out_of_fold,
-    combinations_of,
     combine_sequences,
+    ensemble_members,
     ensemble_name,
     patient_scores,
     positive_score,
 )
-from gynmri.evaluation.stats import auc_rows, bootstrap_ci, vectorised
+from gynmri.evaluation.stats import bootstrap_ci, resampled_auc, vectorised
 from gynmri.evaluation.thresholds import thresholds_for
 
 #: The columns of :func:`binary_metrics`, in order.
@@ -97,7 +98,7 @@ def metrics_with_ci(
     out.update(ppv=r["ppv"], npv=r["npv"], **wilson_intervals(out, level))
     # SS-Avg depends on the decisions only: bootstrap them (thresholds may differ per patient)
     ss = bootstrap_ci(y, (s >= threshold).astype(float), ss_avg_rows(0.5), n_boot, level, seed)
-    auc = bootstrap_ci(y, s, auc_rows, n_boot, level, seed)
+    auc = bootstrap_ci(y, s, resampled_auc, n_boot, level, seed)
     out["ss_avg_lo"], out["ss_avg_hi"] = ss
     out["auc_lo"], out["auc_hi"] = auc
     out["n_boot"], out["boot_skipped"] = max(int(n_boot), 0), auc.n_skipped if n_boot > 0 else 0
@@ -194,6 +195,36 @@ def sequence_metrics(
     return pd.DataFrame(rows)
 
 
+def shown_ensembles(ranked: pd.DataFrame, top: int) -> list[str]:
+    """Return the names of the ensembles shown in detail (bootstrap intervals, per-class
+    tables): the ``top`` first of the ranked table, the best of each size and every sequence
+    alone; all of them when there are at most ``top``."""
+    if len(ranked) <= top:
+        return list(ranked["ensemble"])
+    size = ranked["n_sequences"]
+    keep = (ranked.index < top) | (size == 1) | ~size.duplicated()
+    return list(ranked.loc[keep, "ensemble"])
+
+
+def _ensemble_intervals(
+    scores: pd.DataFrame, name: str, classes, positive, threshold, rule, n_boot, seed, t_rule
+) -> dict:
+    """Return the bootstrap-interval columns of one ensemble (its combined patient scores
+    resampled as :func:`metrics_with_ci` and the macro metrics do)."""
+    combined = combine_sequences(scores, ensemble_members(name), classes, rule)
+    truth = combined["label"].isin(positive).to_numpy()
+    thr, _ = thresholds_for(combined, positive, threshold, t_rule)
+    row = metrics_with_ci(truth, positive_score(combined, positive), thr, n_boot, seed)
+    out = {k: row[k] for k in BOOTSTRAP_COLUMNS}
+    macro = multiclass_metrics(combined, classes, n_boot=n_boot, seed=seed)[0]
+    return {**out, **{k: macro[k] for k in MACRO_BOOTSTRAP_COLUMNS}}
+
+
+#: The bootstrap columns of an ensemble row, binary and macro.
+BOOTSTRAP_COLUMNS = ["ss_avg_lo", "ss_avg_hi", "auc_lo", "auc_hi", "n_boot", "boot_skipped"]
+MACRO_BOOTSTRAP_COLUMNS = ["macro_ss_avg_lo", "macro_ss_avg_hi", "macro_auc_lo", "macro_auc_hi"]
+
+
 def ensemble_metrics(
     scores: pd.DataFrame,
     sequences: list[str],
@@ -206,42 +237,46 @@ def ensemble_metrics(
     seed: int = 0,
     threshold_rule=None,
     rank_by: str = "ss_avg",
+    top: int = 100,
 ) -> pd.DataFrame:
     """Return pooled metrics of every non-empty combination of sequences, best first.
 
-    Rows carry the binary metrics of the positive classes and the multi-class columns;
-    ``rank_by`` (ss_avg, auc, macro_ss_avg, macro_auc) orders them, ties going to the higher AUC
-    and then to fewer sequences. The first row is the best ensemble
+    Rows carry the binary metrics of the positive classes and the multi-class columns, computed
+    for all 2^S - 1 ensembles at once (:mod:`gynmri.evaluation.ensembles`); ``rank_by``
+    (ss_avg, auc, macro_ss_avg, macro_auc) orders them, ties going to the higher AUC and then
+    to fewer sequences. The first row is the best ensemble
     (:func:`gynmri.evaluation.scoring.best_ensemble`).
 
-    ``n_boot > 0`` adds confidence-interval columns (:func:`metrics_with_ci`); each combination
-    then costs one bootstrap (about 0.1 s for 2000 resamples of 263 patients), so with many
-    sequences (2^S - 1 combinations) keep S or ``n_boot`` small.
+    ``n_boot > 0`` adds Wilson intervals to every row and bootstrap intervals (as
+    :func:`metrics_with_ci`) to the ensembles :func:`shown_ensembles` picks with ``top``; the
+    other rows have ``n_boot`` 0 and NaN bootstrap intervals.
     """
     if rank_by not in RANK_METRICS:
         raise ValueError(f"cannot rank ensembles by '{rank_by}' ({', '.join(RANK_METRICS)})")
-    all_patients = scores["patient"].nunique()
-    rows = []
-    for members in combinations_of(sequences):
-        combined = combine_sequences(scores, members, classes, rule)
-        truth = combined["label"].isin(positive).to_numpy()
-        thr, _ = thresholds_for(combined, positive, threshold, threshold_rule)
-        metrics = row_metrics(truth, positive_score(combined, positive), thr, n_boot, seed, True)
-        rows.append(
-            {
-                "ensemble": ensemble_name(members),
-                "n_sequences": len(members),
-                "patients_missing_a_sequence": int((combined["n_members"] < len(members)).sum()),
-                "patients_without_any": all_patients - len(combined),
-                **metrics,
-                **_macro(combined, classes, n_boot, seed),
-            }
-        )
-    table = pd.DataFrame(rows)
+    table = ensemble_point_metrics(
+        scores, sequences, classes, positive, threshold, rule,
+        threshold_rule=threshold_rule, wilson=n_boot > 0,
+    )  # fmt: skip
     second = "macro_auc" if rank_by.startswith("macro") else "auc"
-    return table.sort_values(
+    table = table.sort_values(
         [rank_by, second, "n_sequences"], ascending=[False, False, True]
     ).reset_index(drop=True)
+    if n_boot <= 0:
+        return table
+    boot = pd.DataFrame(
+        np.nan, index=table.index, columns=BOOTSTRAP_COLUMNS + MACRO_BOOTSTRAP_COLUMNS
+    )
+    boot[["n_boot", "boot_skipped"]] = 0
+    shown = table["ensemble"].isin(shown_ensembles(table, top))
+    for i in table.index[shown]:
+        boot.loc[i] = _ensemble_intervals(
+            scores, table.at[i, "ensemble"], classes, positive, threshold, rule, n_boot, seed,
+            threshold_rule,
+        )  # fmt: skip
+    boot[["n_boot", "boot_skipped"]] = boot[["n_boot", "boot_skipped"]].astype(int)
+    macro_at = table.columns.get_loc("top1_accuracy")
+    front, macro = table.iloc[:, :macro_at], table.iloc[:, macro_at:]
+    return pd.concat([front, boot[BOOTSTRAP_COLUMNS], macro, boot[MACRO_BOOTSTRAP_COLUMNS]], axis=1)
 
 
 def roc_points(scores: pd.DataFrame, positive: list[str], name: str) -> pd.DataFrame:
@@ -284,6 +319,7 @@ def evaluate_all(
         threshold,
         evaluate["combine"],
         rank_by=evaluate["rank_by"],
+        top=evaluate["top_ensembles"],
         **opts,
     )
     curves = [roc_points(scores[scores["sequence"] == s], positive, s) for s in sequences]

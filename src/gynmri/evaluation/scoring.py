@@ -121,15 +121,23 @@ def best_ensemble(ensembles: pd.DataFrame) -> tuple[str, ...]:
 
 
 def score_sets(
-    predictions: pd.DataFrame, classes: list[str], sequences: list[str], evaluate: dict
+    predictions: pd.DataFrame,
+    classes: list[str],
+    sequences: list[str],
+    evaluate: dict,
+    ensembles: list[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Return patient scores of every sequence and every ensemble of 2+ sequences, by name."""
+    """Return patient scores of every sequence and of the ``ensembles`` named (default: every
+    ensemble of 2+ sequences), by name; single sequences among ``ensembles`` are skipped."""
     scores = patient_scores(predictions, classes, evaluate["aggregate"])
     out = {s: scores[scores["sequence"] == s] for s in sequences}
-    for members in combinations_of(sequences, 2):
-        out[ensemble_name(members)] = combine_sequences(
-            scores, members, classes, evaluate["combine"]
-        )
+    if ensembles is None:
+        ensembles = [ensemble_name(m) for m in combinations_of(sequences, 2)]
+    for name in ensembles:
+        if name not in out:
+            out[name] = combine_sequences(
+                scores, ensemble_members(name), classes, evaluate["combine"]
+            )
     return out
 
 

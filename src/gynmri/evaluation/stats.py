@@ -93,6 +93,39 @@ def auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
+def resampled_auc(y_draws: np.ndarray, score: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """ROC AUC of each bootstrap resample without sorting it: equal to :func:`auc_rows` of
+    ``(y_draws, score[idx])``, in O(resamples x patients).
+
+    ``idx`` (B, n): the patients drawn by each resample, ``y_draws`` (B, n): their truth,
+    ``score`` (N,): every patient's score. The scores are ranked once; each resample's counts
+    per rank give its Mann-Whitney U (ties count one half).
+    """
+    y_draws, idx = np.asarray(y_draws, bool), np.asarray(idx)
+    _, rank = np.unique(np.asarray(score, float), return_inverse=True)
+    levels = int(rank.max()) + 1 if rank.size else 1
+    cell = (np.arange(len(idx))[:, None] * levels + rank[idx]).ravel()
+    size = len(idx) * levels
+    drawn = np.bincount(cell, minlength=size).reshape(len(idx), levels)
+    pos = np.bincount(cell, weights=y_draws.ravel(), minlength=size).reshape(len(idx), levels)
+    neg = drawn - pos
+    neg_below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+def from_indices(fn: Callable) -> Callable:
+    """Mark ``fn(y_draws, score, idx) -> values`` (see :func:`resampled_auc`) for
+    :func:`bootstrap_ci`: it gets the drawn truth, every patient's score and the indices."""
+    fn.from_indices = True
+    return fn
+
+
+resampled_auc = from_indices(resampled_auc)
+
+
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     """Return the ``(n_boot, n)`` patient indices of the seeded bootstrap resamples."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
@@ -109,7 +142,8 @@ def bootstrap_ci(
     NaN (one class only, for AUC) are skipped. The result is an :class:`Interval`:
     ``lo, hi = bootstrap_ci(...)``, with ``.n_skipped`` telling how many resamples were
     skipped (also logged). Metrics marked with :func:`vectorised` (e.g. :func:`auc_rows`,
-    :func:`gynmri.evaluation.metrics.ss_avg_rows`) evaluate all resamples at once. ``(nan, nan)`` when no resample
+    :func:`gynmri.evaluation.metrics.ss_avg_rows`) or :func:`from_indices` (e.g.
+    :func:`resampled_auc`) evaluate all resamples at once. ``(nan, nan)`` when no resample
     gives a value.
     """
     y = np.asarray(y_true)
@@ -122,8 +156,12 @@ def bootstrap_ci(
     if n == 0 or n_boot <= 0:
         return Interval(np.nan, np.nan, max(n_boot, 0), max(n_boot, 0))
     idx = bootstrap_indices(n, n_boot, seed)
-    if getattr(metric_fn, "vectorised", False):
-        step = max(1, _CHUNK_CELLS // n)
+    step = max(1, _CHUNK_CELLS // n)
+    if getattr(metric_fn, "from_indices", False):
+        values = np.concatenate(
+            [metric_fn(y[idx[i : i + step]], s, idx[i : i + step]) for i in range(0, n_boot, step)]
+        ).astype(float)
+    elif getattr(metric_fn, "vectorised", False):
         values = np.concatenate(
             [metric_fn(y[idx[i : i + step]], s[idx[i : i + step]]) for i in range(0, n_boot, step)]
         ).astype(float)

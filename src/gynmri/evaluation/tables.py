@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gynmri.evaluation.classes import multiclass_metrics
-from gynmri.evaluation.metrics import evaluate_all, row_metrics
+from gynmri.evaluation.metrics import evaluate_all, row_metrics, shown_ensembles
 from gynmri.evaluation.scoring import positive_score, score_sets
 
 
@@ -99,7 +99,9 @@ def evaluation_tables(
     per_sequence, ensembles, roc = evaluate_all(
         predictions, folds, classes, task["positive"], sequences, evaluate
     )
-    sets = score_sets(predictions, classes, sequences, evaluate)
+    # per-class tables for every sequence and the ensembles the report shows in detail
+    shown = shown_ensembles(ensembles, evaluate["top_ensembles"])
+    sets = score_sets(predictions, classes, sequences, evaluate, shown)
     kinds = {name: "sequence" if name in sequences else "ensemble" for name in sets}
     tables = class_tables(
         sets,

@@ -129,15 +129,39 @@ def _cohort(r: ReportInputs) -> list[str]:
 def _per_sequence(r: ReportInputs) -> list[str]:
     folds = r.sequences["fold"].astype(str)
     pooled = r.sequences[folds == "all"].drop(columns="fold")
-    rank_by = html.escape(r.config["evaluate"]["rank_by"])
     return [
         "<h2>Per sequence</h2>",
         table(r.keep(pooled, ["sequence"]), r.percent),
         "<details><summary>Per fold</summary>"
         + table(r.keep(r.sequences[folds != "all"], ["sequence", "fold"]), r.percent)
         + "</details>",
+        *_ensembles(r),
+    ]
+
+
+def _ensembles(r: ReportInputs) -> list[str]:
+    """The top ensembles, the best of each size, the metric by size, the full table's link."""
+    ens, ecfg = r.ensembles, r.config["evaluate"]
+    rank_by = html.escape(ecfg["rank_by"])
+    first = ["ensemble", "n_sequences", "patients_missing_a_sequence"]
+    by_size = ens.loc[~ens["n_sequences"].duplicated()].sort_values("n_sequences")
+    intervals = (
+        f" Bootstrap intervals are given for the first {ecfg['top_ensembles']} ensembles of the "
+        "ranking, the best of each size and every sequence alone (rows with n_boot 0 in the "
+        "table have none; every row has Wilson intervals)."
+        if ecfg["bootstrap"] and len(ens) > ecfg["top_ensembles"]
+        else ""
+    )
+    return [
         f"<h2>Ensembles over sequences (best {rank_by} first)</h2>",
-        table(r.keep(r.ensembles.head(10), ["ensemble", "patients_missing_a_sequence"]), r.percent),
+        f'<p class="note">{len(ens)} ensembles (every combination of the '
+        f"{len(r.config['sequences']['use'])} sequences); the full table: "
+        '<a href="../metrics/ensembles.tsv">results/metrics/ensembles.tsv</a>.'
+        f"{intervals}</p>",
+        table(r.keep(ens.head(10), first), r.percent),
+        "<h3>Best ensemble of each size</h3>",
+        table(r.keep(by_size, first), r.percent),
+        png(r.figures["ensembles"]) if "ensembles" in r.figures else "",
     ]
 
 
