@@ -155,6 +155,36 @@ def time_training(
     }
 
 
+#: Start-up of a network job that loads its programs from the compilation cache (imports ~3 s,
+#: cache loads ~1.5 s: measured on CPU jobs, tests/test_runtime.py's log lines).
+JOB_START_S = 5.0
+
+
+def paper_hours(images_per_s: float, first_step_s: float, config: Path | None = None) -> dict:
+    """Return the predicted hours of config/paper.yaml's network jobs on one device: every
+    classifier and detector's training images at ``images_per_s`` (one job at a time: jobs
+    sharing the GPU can only do better), the training step compiled once (``first_step_s``;
+    classifiers and detectors share it, the others load it from the cache) and
+    :data:`JOB_START_S` per network job."""
+    from gynmri.config import detector_train_cfg, load_config
+
+    cfg = load_config(config or Path(__file__).resolve().parents[1] / "config/paper.yaml")
+    train, models = cfg["train"], len(cfg["sequences"]["use"]) * cfg["folds"]["k"]
+    detector = detector_train_cfg(train, cfg["detect"])
+    classifier_images = models * train["epochs"] * train["images_per_epoch"]
+    detector_images = models * detector["epochs"] * detector["images_per_epoch"]
+    jobs = 4 * models + 1  # train, train_detector, predict, predict_auto per model; Grad-CAM
+    seconds = (classifier_images + detector_images) / images_per_s + first_step_s
+    seconds += jobs * JOB_START_S
+    return {
+        "models": models,
+        "classifier_images": classifier_images,
+        "detector_images": detector_images,
+        "network_jobs": jobs,
+        "hours": round(seconds / 3600, 2),
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes (also the CPU self-test)")
@@ -212,6 +242,19 @@ def main() -> int:
             f"{r['dtype']:9s} {r['batch']:5d} {r['images_per_s']:9.1f} {r['first_step_s']:13.2f} "
             f"{r['peak_mib'] if r['peak_mib'] else '-':>9}"
         )
+    bf16 = [r for r in result["training"] if r["dtype"] == "bfloat16"] or result["training"]
+    fastest = max(bf16, key=lambda r: r["images_per_s"])
+    study = paper_hours(fastest["images_per_s"], fastest["first_step_s"])
+    result["paper_study"] = study
+    print(
+        f"\nconfig/paper.yaml on this {target.platform}: {study['models']} classifiers "
+        f"({study['classifier_images']:,} training images) + {study['models']} detectors "
+        f"({study['detector_images']:,}) at {fastest['images_per_s']} img/s "
+        f"({fastest['dtype']}, batch {fastest['batch']}, {size} px, one job at a time), "
+        f"+ one compilation ({fastest['first_step_s']} s) + {study['network_jobs']} job "
+        f"start-ups of {JOB_START_S:g} s"
+        + ("" if gpu else " (no GPU: this CPU's figure, not a GPU's)")
+    )
     ok = all(r.get("ok", True) for r in result["logits"]) and all(
         r["loss_finite"] for r in result["training"]
     )
@@ -223,6 +266,7 @@ def main() -> int:
         out.write_text(json.dumps(result, indent=2))
         print(f"wrote {out}")
     print(f"{'OK' if ok else 'FAILED'} in {result['seconds']}s" + ("" if gpu else " (no GPU)"))
+    print(f"paper_hours_one_gpu: {study['hours'] if gpu else 'nan'}")
     return 0 if ok else 1
 
 

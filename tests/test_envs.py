@@ -147,3 +147,13 @@ def test_environment_pins_agree_with_pyproject_and_install_the_package(env):
     assert deploy.is_file(), f"{env.name}: no post-deploy script installing the package"
     text = deploy.read_text()
     assert "pip install --no-deps" in text and "GYNMRI_SOURCE" in text
+
+
+def test_gpu_extras_pin_the_cuda_plugin_to_the_installed_jax():
+    """pip install -e '.[cuda]' must give the CUDA plugin of the very jax version the package
+    pins (a plugin of another version does not load, and jax falls back to the CPU)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    jax_version = _pyproject_pins()["jax"]
+    extras = project["optional-dependencies"]
+    assert extras["cuda"] == [f"jax[cuda12]=={jax_version}"]
+    assert extras["cuda13"] == [f"jax[cuda13]=={jax_version}"]

@@ -3,9 +3,13 @@ program loads it from the persistent compilation cache instead of compiling it a
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 JOB = textwrap.dedent(
     """
@@ -83,3 +87,38 @@ def test_jobs_compiling_the_same_program_take_turns_and_others_do_not_wait(tmp_p
     assert "waiting to load it" in (tmp_path / "same.log").read_text()
     assert float((tmp_path / "other.in").read_text()) < left
     assert "waiting" not in (tmp_path / "other.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "setting,expected",
+    [
+        ("as-needed", {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}),
+        ("0.3", {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.3"}),
+    ],
+)
+def test_a_network_job_sets_its_gpu_memory_before_jax_starts(tmp_path, setting, expected):
+    """The job's environment carries the memory setting when jax is imported, and the log says
+    which device and memory settings the job ran with."""
+    script = textwrap.dedent(
+        f"""
+        import os, json
+        from gynmri.training.runtime import start_jax_job
+        start_jax_job({str(tmp_path / "job.log")!r}, 1, {setting!r})
+        import jax
+        keys = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+        print(json.dumps({{k: os.environ[k] for k in keys if k in os.environ}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XLA_PYTHON_CLIENT")} | {
+        "GYNMRI_JAX_CACHE": str(tmp_path / "cache")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+    log = (tmp_path / "job.log").read_text()
+    assert "device: cpu" in log and "GPU memory: " in log
+    with pytest.raises(ValueError, match="as-needed"):
+        from gynmri.training.runtime import set_gpu_memory
+
+        set_gpu_memory("1.5")

@@ -22,7 +22,14 @@ SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
 
 #: Keys of config train that size a job's resources but do not change what it computes.
-RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime_minutes", "checkpoint_seconds")
+RESOURCE_KEYS = (
+    "threads",
+    "gpus",
+    "gpu_memory_fraction",
+    "mem_mb",
+    "runtime_minutes",
+    "checkpoint_seconds",
+)
 
 
 class ConfigError(ValueError):

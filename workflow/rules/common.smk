@@ -101,7 +101,13 @@ def network_resources(mem_mb, runtime):
     """Return the resources of a job that runs a network (training, prediction, automatic
     selection, Grad-CAM): the GPUs of config train/gpus. profiles/slurm sends exactly the rules
     that request a GPU to its GPU partition (checked by tests/test_slurm_profile.py)."""
-    return {"gpu": config["train"]["gpus"], "mem_mb": mem_mb, "runtime": runtime}
+    fraction = config["train"]["gpu_memory_fraction"]  # a resource: changing it reruns nothing
+    return {
+        "gpu": config["train"]["gpus"],
+        "gpu_memory": "as-needed" if fraction is None else str(fraction),
+        "mem_mb": mem_mb,
+        "runtime": runtime,
+    }
 
 
 def case_record(wildcards):

@@ -2,7 +2,7 @@
 
 from gynmri.training.runtime import start_jax_job
 
-start_jax_job(snakemake.log[0], snakemake.threads)
+start_jax_job(snakemake.log[0], snakemake.threads, snakemake.resources.gpu_memory)
 
 # after the XLA thread limit: jax reads it when it is imported
 from gynmri.inference.explain import plot_gradcam_sample  # noqa: E402

@@ -6,7 +6,7 @@ from gynmri.detection.crossval import predict_auto  # imports jax only when pred
 from gynmri.io.slices import listed_tables
 from gynmri.training.runtime import start_jax_job
 
-start_jax_job(snakemake.log[0], snakemake.threads)
+start_jax_job(snakemake.log[0], snakemake.threads, snakemake.resources.gpu_memory)
 p, wc = snakemake.params, snakemake.wildcards
 predict_auto(
     Path(snakemake.input.detector),

@@ -6,7 +6,7 @@ from gynmri.io.slices import listed_tables
 from gynmri.training.crossval import train_fold  # imports jax only when training starts
 from gynmri.training.runtime import start_jax_job
 
-start_jax_job(snakemake.log[0], snakemake.threads)
+start_jax_job(snakemake.log[0], snakemake.threads, snakemake.resources.gpu_memory)
 wc, p = snakemake.wildcards, snakemake.params
 train_fold(
     listed_tables(snakemake.input.slices),

@@ -6,7 +6,7 @@ from gynmri.detection.crossval import train_detector  # imports jax only when tr
 from gynmri.io.slices import listed_tables
 from gynmri.training.runtime import start_jax_job
 
-start_jax_job(snakemake.log[0], snakemake.threads)
+start_jax_job(snakemake.log[0], snakemake.threads, snakemake.resources.gpu_memory)
 p, wc = snakemake.params, snakemake.wildcards
 train_detector(
     listed_tables(snakemake.input.wide),

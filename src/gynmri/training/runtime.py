@@ -29,6 +29,48 @@ def limit_xla_threads(threads: int) -> None:
     )
 
 
+#: gpu_memory meaning "allocate GPU memory as needed" (no share reserved at start).
+AS_NEEDED = "as-needed"
+
+
+def set_gpu_memory(gpu_memory: str | float | None) -> str:
+    """Set how this job's XLA takes GPU memory (before jax is imported) and return it in words.
+
+    ``"as-needed"`` (or None): allocate as needed (``XLA_PYTHON_CLIENT_PREALLOCATE=false``), so
+    that several jobs share one GPU; a number in (0, 1]: reserve that share of the GPU at start
+    (``XLA_PYTHON_CLIENT_MEM_FRACTION``; JAX's default reserves 75 %, which leaves no room for a
+    second job). Settings the user exported win.
+    """
+    if os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") or os.environ.get(
+        "XLA_PYTHON_CLIENT_MEM_FRACTION"
+    ):
+        return "set by the environment: " + ", ".join(
+            f"{k}={os.environ[k]}"
+            for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+            if k in os.environ
+        )
+    if gpu_memory is None or str(gpu_memory) == AS_NEEDED:
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        return "allocated as needed (XLA_PYTHON_CLIENT_PREALLOCATE=false)"
+    fraction = float(gpu_memory)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"gpu_memory must be 'as-needed' or a share in (0, 1], got {gpu_memory}")
+    os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:g}"
+    return f"{fraction:.0%} of the GPU reserved (XLA_PYTHON_CLIENT_MEM_FRACTION={fraction:g})"
+
+
+def describe_device() -> str:
+    """Return the device jax computes on, in words (kind, and memory for a GPU)."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"cpu ({os.cpu_count()} cores on this machine)"
+    limit = (device.memory_stats() or {}).get("bytes_limit")
+    memory = f", {limit / 2**30:.1f} GiB usable" if limit else ""
+    return f"{device.platform}:{device.id} {device.device_kind}{memory}"
+
+
 def compilation_cache_dir() -> Path:
     """Return the persistent compilation cache: $GYNMRI_JAX_CACHE, else .cache/jax here."""
     return Path(os.environ.get(JAX_CACHE_ENV, ".cache/jax")).resolve()
@@ -151,13 +193,18 @@ def log_compilations(log: logging.Logger) -> CompileLog:
     return compile_log
 
 
-def start_jax_job(log_path: str, threads: int) -> logging.Logger:
-    """Start a job that runs a network: XLA threads limited to ``threads`` (before jax is
-    imported), the log file, the shared compilation cache, and a line per compilation."""
+def start_jax_job(
+    log_path: str, threads: int, gpu_memory: str | None = AS_NEEDED
+) -> logging.Logger:
+    """Start a job that runs a network: XLA threads limited to ``threads`` and its GPU memory
+    (:func:`set_gpu_memory`) set before jax is imported, the log file (with the device and
+    memory settings), the shared compilation cache, and a line per compilation."""
     limit_xla_threads(threads)
+    memory = set_gpu_memory(gpu_memory)
     log = start(log_path)
     cache = compilation_cache_dir()
     enable_compilation_cache(cache)
     log_compilations(log)
+    log.info("device: %s; GPU memory: %s", describe_device(), memory)
     log.info("XLA compilation cache: %s", cache)
     return log
