@@ -424,22 +424,24 @@ def _optional_series(
     keys: list[str],
     grids: dict[str, SliceGrid],
     masks_dir: Path,
+    rendered: dict[str, dict[str, np.ndarray]],
 ) -> None:
     """Write the series beyond the default ones (``keys``), each with its tumour mask.
 
     Series on one grid share one rendering and one coil sensitivity and gain (pre- and
     post-contrast T1 can be subtracted); each series has its own noise. Every stream is seeded
-    apart from the default series' one, so adding series changes none of those.
+    apart from the default series' one, so adding series changes none of those. ``rendered``:
+    the renderings by grid name done already (by the T2 series), and where new ones go.
     """
     spec, p, case_index = pat.spec, pat.profile, pat.case_index
-    rendered: dict[str, dict[str, np.ndarray]] = {}
     gains: dict[str, np.ndarray] = {}
     for key in keys:
         idx, grid_name, signal = _OPTIONAL[key]
         grid = grids[grid_name]
         if grid_name not in rendered:
+            rendered[grid_name] = render_contrasts(anat, grid.points(), grid.slab_offsets())
+        if grid_name not in gains:
             pts = grid.points()
-            rendered[grid_name] = render_contrasts(anat, pts, grid.slab_offsets())
             grng = np.random.default_rng([spec.seed, case_index, 4, list(grids).index(grid_name)])
             gain = bias_field(pts, grng) * p.scale * grng.uniform(0.9, 1.1)
             gains[grid_name] = gain * 1.4 if grid_name == "dwisag" else gain
@@ -503,9 +505,18 @@ def write_patient(
     loc_center = anat.uterus_center + rng.normal(0, 5, 3)
     locs = [make_grid(loc_center, *o, 160, 400.0, 1, 8.0, 8.0) for o in (AXIAL, SAGITTAL, CORONAL)]
 
-    def t2_volume(grid: SliceGrid, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    optional = [k for k in _OPTIONAL if k in wanted]
+    # the T2 grids that optional series share are rendered once, with every contrast (the T2
+    # signal is the same either way)
+    shared = {_OPTIONAL[k][1] for k in optional}
+    rendered: dict[str, dict[str, np.ndarray]] = {}
+
+    def t2_volume(grid: SliceGrid, noise: float, name: str = "") -> tuple[np.ndarray, np.ndarray]:
         pts = grid.points()
-        r = render(anat, pts, grid.slab_offsets())
+        if name in shared:
+            r = rendered[name] = render_contrasts(anat, pts, grid.slab_offsets())
+        else:
+            r = render(anat, pts, grid.slab_offsets())
         sig = r["t2"] * bias_field(pts, rng) * p.scale * rng.uniform(0.9, 1.1)
         return _to_stored(rician(sig, noise * p.scale, rng), p), r["fraction"]
 
@@ -519,12 +530,12 @@ def write_patient(
     vol, _ = t2_volume(locs[0], p.noise)  # localizer: 3 single slices, 3 orientations
     loc_vols = [vol] + [t2_volume(g, p.noise)[0] for g in locs[1:]]
     pat.write_series("loc", idx, locs, loc_vols, [{}, {}, {}])
-    for key, grid in (("t2ax", t2ax), ("t2sag", t2sag)):
+    for key, grid, name in (("t2ax", t2ax, "ax"), ("t2sag", t2sag, "sag")):
         idx += 1
         if key not in wanted:
             skip(grid, 1, 1)
             continue
-        vol, frac = t2_volume(grid, p.noise)
+        vol, frac = t2_volume(grid, p.noise, name)
         uid = pat.write_series(key, idx, [grid], [vol], [{}])
         _write_mask(grid, frac, masks_dir / f"{uid}.nii.gz")
     # DWI: b=0 and b=1000 at the same positions in one series, then the derived ADC map
@@ -560,10 +571,9 @@ def write_patient(
         junk = pat.dicom_dir / "DICOM" / "Thumbs.db"
         junk.write_bytes(rng.bytes(int(rng.integers(300, 900))))
         pat.written.append(junk)
-    optional = [k for k in _OPTIONAL if k in wanted]
     if optional:
         grids = _optional_grids(spec, case_index, p, anat, target, t2ax, t2sag)
-        _optional_series(pat, anat, optional, grids, masks_dir)
+        _optional_series(pat, anat, optional, grids, masks_dir, rendered)
     return pat.written
 
 
