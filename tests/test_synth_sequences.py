@@ -358,3 +358,14 @@ def test_sequences_from_config_and_command_line(tmp_path, capsys) -> None:
     assert plan_cohort(SynthSpec(base["patients_per_class"], sequences=SEQUENCES)).equals(
         plan_cohort(SynthSpec(base["patients_per_class"]))
     )
+
+
+def test_schema_and_rule_table_know_the_same_sequences(rules) -> None:
+    from gynmri.config import load_schema
+    from gynmri.preprocessing.sequences import sequence_names
+
+    synthetic = load_schema()["properties"]["cohort"]["properties"]["synthetic"]
+    option = synthetic["properties"]["sequences"]
+    assert option["items"]["enum"] == list(SEQUENCES)
+    assert option["default"] == list(DEFAULT_SEQUENCES)
+    assert sequence_names(rules) == set(SEQUENCES)
