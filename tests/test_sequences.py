@@ -60,6 +60,10 @@ def rules():
         ({"description": "t1_vibe_fs_tra"}, "T1FSaxi"),
         ({"description": "Ax T1 FSE"}, "T1axi"),
         ({"description": "ADC sag", "plane": "sagittal"}, "ADCsag"),
+        # GE's 3-D T1 gradient echo does not say T1
+        ({"description": "Ax LAVA FS"}, "T1FSaxi"),
+        ({"description": "Ax LAVA FS +C"}, "CET1axi"),
+        ({"description": "Sag LAVA FS", "plane": "sagittal", "contrast": True}, "CET1sag"),
     ],
 )
 def test_vendor_conventions(rules, kwargs, expected):

@@ -7,7 +7,7 @@ import sys
 USAGE = """usage: gynmri COMMAND [ARGS]
 
 commands:
-  synth OUT_DIR [--per-class CLASS=N ...] [--centers N] [--seed N]
+  synth OUT_DIR [--per-class CLASS=N ...] [--centers N] [--seed N] [--sequences A,B,...]
                      write a synthetic multi-center DICOM cohort (cases.tsv, dicom/, masks/)
   check-config FILE  validate a workflow config file and print its filled-in form
   predict EXAM_DIR [--results DIR] [--out DIR] [--threshold X] [--no-explain]

@@ -1,6 +1,16 @@
 # The embedded default cohort: synthetic multi-center DICOM, written by the workflow itself.
 # Only active when config cohort/synthetic is set; real cohorts skip these rules.
 if SYNTHETIC:
+    from gynmri.synth import DEFAULT_SEQUENCES
+
+    # The patients' settings, the default sequences left out (synth_spec fills them in): results
+    # written before cohort/synthetic/sequences existed keep their params, so that the same
+    # files are not written again, and everything below them rerun.
+    SYNTH_PATIENT = {
+        k: v
+        for k, v in config["cohort"]["synthetic"].items()
+        if k != "sequences" or list(v) != list(DEFAULT_SEQUENCES)
+    }
 
     rule synth_cases:
         output:
@@ -10,7 +20,9 @@ if SYNTHETIC:
         conda:
             "../envs/ingest.yaml"
         params:
-            synthetic=config["cohort"]["synthetic"],
+            # the cases table does not depend on which series are written: choosing them
+            # reruns only the patients
+            synthetic={k: v for k, v in config["cohort"]["synthetic"].items() if k != "sequences"},
         script:
             "../scripts/synth_cases.py"
 
@@ -25,7 +37,7 @@ if SYNTHETIC:
         conda:
             "../envs/ingest.yaml"
         params:
-            synthetic=config["cohort"]["synthetic"],
+            synthetic=SYNTH_PATIENT,
         script:
             "../scripts/synth_patient.py"
 

@@ -108,6 +108,7 @@ def synth_spec(synthetic: dict):
         patients_per_class=dict(cfg["patients_per_class"]),
         centers=int(cfg["centers"]),
         seed=int(cfg["seed"]),
+        sequences=tuple(cfg["sequences"]),
     )
 
 

@@ -22,6 +22,7 @@ class SeriesProtocol:
     image_type: tuple[str, ...]
     te: float  # ms
     tr: float  # ms
+    agent: str = ""  # ContrastBolusAgent of a contrast-enhanced series ("": none given)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class CenterProfile:
     referring: tuple[str, ...]  # DICOM PN strings
     performing: tuple[str, ...]
     operators: tuple[str, ...]
-    series: Mapping[str, SeriesProtocol]  # keys: loc, t2ax, t2sag, dwi, adc
+    # keys: loc, t2ax, t2sag, dwi, adc, then the optional series (see writer.SERIES_KEYS); a
+    # center without a key does not acquire that series
+    series: Mapping[str, SeriesProtocol]
     t2_matrix: int
     t2_fov: float
     dwi_matrix: int
@@ -76,6 +79,12 @@ class CenterProfile:
         """Return the center-format AccessionNumber."""
         return self.accession_format.format(year=year, n=n)
 
+
+# ImageType of each vendor's original magnitude images
+_SIEMENS = ("ORIGINAL", "PRIMARY", "M", "ND", "NORM")
+_GE = ("ORIGINAL", "PRIMARY", "OTHER")
+_PHILIPS = ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE")
+_PHILIPS_FFE = ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE")  # gradient echo
 
 CENTERS: dict[str, CenterProfile] = {
     "center_a": CenterProfile(
@@ -123,6 +132,38 @@ CENTERS: dict[str, CenterProfile] = {
                 ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
                 62.0,
                 5600.0,
+            ),
+            # the full protocol: every optional series
+            "t2cor": SeriesProtocol("t2_tse_cor", "t2_tse_cor", 6, _SIEMENS, 101.0, 4000.0),
+            "t2fsax": SeriesProtocol("t2_tse_fs_tra", "t2_tse_fs_tra", 7, _SIEMENS, 78.0, 4500.0),
+            "t2fssag": SeriesProtocol("t2_tse_fs_sag", "t2_tse_fs_sag", 8, _SIEMENS, 78.0, 4300.0),
+            "dwisag": SeriesProtocol(
+                "ep2d_diff_sag_b0_1000",
+                "ep2d_diff_sag_b0_1000",
+                9,
+                ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "NORM"),
+                62.0,
+                5200.0,
+            ),
+            "adcsag": SeriesProtocol(
+                "ep2d_diff_sag_b0_1000_ADC",
+                "ep2d_diff_sag_b0_1000",
+                10,
+                ("DERIVED", "PRIMARY", "DIFFUSION", "ADC"),
+                62.0,
+                5200.0,
+            ),
+            "t1ax": SeriesProtocol("t1_tse_tra", "t1_tse_tra", 11, _SIEMENS, 11.0, 650.0),
+            "t1sag": SeriesProtocol("t1_tse_sag", "t1_tse_sag", 12, _SIEMENS, 11.0, 600.0),
+            "t1fsax": SeriesProtocol("t1_vibe_fs_tra", "t1_vibe_fs_tra", 13, _SIEMENS, 2.46, 5.2),
+            "cet1ax": SeriesProtocol(
+                "t1_vibe_fs_tra_post", "t1_vibe_fs_tra_post", 14, _SIEMENS, 2.46, 5.2, "Gadovist"
+            ),
+            "cet1sag": SeriesProtocol(
+                "t1_vibe_fs_sag_post", "t1_vibe_fs_sag_post", 15, _SIEMENS, 2.46, 5.2, "Gadovist"
+            ),
+            "cet1cor": SeriesProtocol(
+                "t1_vibe_fs_cor_post", "t1_vibe_fs_cor_post", 16, _SIEMENS, 2.46, 5.2, "Gadovist"
             ),
         },
         t2_matrix=224,
@@ -180,6 +221,28 @@ CENTERS: dict[str, CenterProfile] = {
                 ("DERIVED", "PRIMARY", "ADC"),
                 70.0,
                 6000.0,
+            ),
+            # no coronal T2 in this center's protocol
+            "t2fsax": SeriesProtocol("Ax T2 FSE FS", "GYN PELVIS", 5, _GE, 85.0, 5200.0),
+            "t2fssag": SeriesProtocol("Sag T2 FSE FS", "GYN PELVIS", 6, _GE, 85.0, 5000.0),
+            "dwisag": SeriesProtocol("Sag DWI b1000", "GYN PELVIS", 7, _GE, 70.0, 6000.0),
+            "adcsag": SeriesProtocol(
+                "Apparent Diffusion Coefficient (mm2/s)",
+                "GYN PELVIS",
+                700,
+                ("DERIVED", "PRIMARY", "ADC"),
+                70.0,
+                6000.0,
+            ),
+            "t1ax": SeriesProtocol("Ax T1 FSE", "GYN PELVIS", 8, _GE, 9.0, 600.0),
+            "t1sag": SeriesProtocol("Sag T1 FSE", "GYN PELVIS", 9, _GE, 9.0, 560.0),
+            "t1fsax": SeriesProtocol("Ax LAVA FS", "GYN PELVIS", 10, _GE, 1.7, 4.0),
+            "cet1ax": SeriesProtocol("Ax LAVA FS +C", "GYN PELVIS", 11, _GE, 1.7, 4.0, "ProHance"),
+            "cet1sag": SeriesProtocol(
+                "Sag LAVA FS +C", "GYN PELVIS", 12, _GE, 1.7, 4.0, "ProHance"
+            ),
+            "cet1cor": SeriesProtocol(
+                "Cor LAVA FS +C", "GYN PELVIS", 13, _GE, 1.7, 4.0, "ProHance"
             ),
         },
         t2_matrix=192,
@@ -243,6 +306,26 @@ CENTERS: dict[str, CenterProfile] = {
             ),
             "adc": SeriesProtocol(
                 "dADC_DWI", "DWI_b0_1000", 402, ("DERIVED", "PRIMARY", "ADC", "ADC"), 75.0, 4500.0
+            ),
+            # no sagittal DWI (nor its ADC map) in this center's protocol
+            "t2cor": SeriesProtocol("T2W_TSE_COR", "T2W_TSE_COR", 501, _PHILIPS, 100.0, 3300.0),
+            "t2fsax": SeriesProtocol("T2W_SPAIR_TRA", "T2W_SPAIR_TRA", 601, _PHILIPS, 80.0, 4000.0),
+            "t2fssag": SeriesProtocol(
+                "T2W_SPAIR_SAG", "T2W_SPAIR_SAG", 701, _PHILIPS, 80.0, 3800.0
+            ),
+            "t1ax": SeriesProtocol("T1W_TSE_TRA", "T1W_TSE_TRA", 801, _PHILIPS, 10.0, 550.0),
+            "t1sag": SeriesProtocol("T1W_TSE_SAG", "T1W_TSE_SAG", 901, _PHILIPS, 10.0, 520.0),
+            "t1fsax": SeriesProtocol(
+                "T1W_THRIVE_TRA", "T1W_THRIVE_TRA", 1001, _PHILIPS_FFE, 2.1, 4.4
+            ),
+            "cet1ax": SeriesProtocol(
+                "T1W_mDIXON_TRA +C", "T1W_mDIXON_TRA +C", 1101, _PHILIPS_FFE, 1.8, 5.5, "Magnescope"
+            ),
+            "cet1sag": SeriesProtocol(
+                "T1W_mDIXON_SAG +C", "T1W_mDIXON_SAG +C", 1201, _PHILIPS_FFE, 1.8, 5.5, "Magnescope"
+            ),
+            "cet1cor": SeriesProtocol(
+                "T1W_mDIXON_COR +C", "T1W_mDIXON_COR +C", 1301, _PHILIPS_FFE, 1.8, 5.5, "Magnescope"
             ),
         },
         t2_matrix=240,

@@ -7,6 +7,10 @@ shows the same 3-D object in its own geometry.
 Two kinds of tumour share one rendering path: uterine tumours (``site="uterus"``: a solid mass
 with foci, inside the uterus) and adnexal masses (``site="adnexa"``: a cyst lateral to a normal
 uterus, with wall, septa, papillary projections, a solid component and optional ascites).
+
+Each tissue also has a T1 signal, a fat fraction and a gadolinium enhancement, from which
+:func:`render_contrasts` gives T1, fat-suppressed T1 and T2, and contrast-enhanced T1; the T2 and
+diffusion signals of :func:`render` do not depend on them.
 """
 
 from __future__ import annotations
@@ -19,25 +23,35 @@ import numpy as np
 B_HIGH = 1000.0  # s/mm^2, the diffusion weighting of the DWI series
 
 
+FAT_SUPPRESSION = 0.9  # share of the fat signal removed by fat suppression (SPAIR, Dixon...)
+
+
 @dataclass(frozen=True)
 class Tissue:
-    """Relative signal of one tissue: T2-weighted, DWI b=0 (fat suppressed) and ADC (1e-3 mm^2/s)."""
+    """Relative signal of one tissue: T2-weighted, DWI b=0 (fat suppressed) and ADC (1e-3 mm^2/s);
+    then T1-weighted signal, fat fraction (what fat suppression removes) and gadolinium
+    enhancement (signal added to T1 on contrast-enhanced series)."""
 
     t2: float
     b0: float
     adc: float
+    t1: float = 0.0
+    fat: float = 0.0
+    gd: float = 0.0
 
 
 # Background tissues; indices into this tuple are the label values used while rendering.
 TISSUES: dict[str, Tissue] = {
     "air": Tissue(0.0, 0.0, 0.0),
-    "fat": Tissue(0.80, 0.04, 0.6),  # bright on T2, suppressed on DWI
-    "muscle": Tissue(0.16, 0.18, 1.4),
-    "bladder": Tissue(1.00, 0.95, 3.0),  # free water: very bright T2, dark b=1000
-    "rectum": Tissue(0.25, 0.30, 1.2),
-    "myometrium": Tissue(0.45, 0.45, 1.6),
-    "endometrium": Tissue(0.85, 0.75, 1.0),  # restricted: bright on b=1000
-    "ascites": Tissue(1.00, 0.95, 3.0),  # free pelvic fluid: very bright T2, dark b=1000
+    # bright on T2 and T1, suppressed on DWI and on every fat-suppressed series
+    "fat": Tissue(0.80, 0.04, 0.6, t1=0.95, fat=1.0),
+    "muscle": Tissue(0.16, 0.18, 1.4, t1=0.35, gd=0.12),
+    # free water: very bright T2, dark b=1000, dark T1, no enhancement (early phase)
+    "bladder": Tissue(1.00, 0.95, 3.0, t1=0.08),
+    "rectum": Tissue(0.25, 0.30, 1.2, t1=0.30, gd=0.25),
+    "myometrium": Tissue(0.45, 0.45, 1.6, t1=0.38, gd=0.55),  # intermediate T1, enhances strongly
+    "endometrium": Tissue(0.85, 0.75, 1.0, t1=0.32, gd=0.25),  # restricted: bright on b=1000
+    "ascites": Tissue(1.00, 0.95, 3.0, t1=0.06),  # free pelvic fluid: like urine
 }
 _TISSUE_NAMES = tuple(TISSUES)
 
@@ -78,29 +92,43 @@ class ClassAppearance:
     p_atypical: float
 
 
-_CYST = Tissue(0.95, 0.85, 2.6)
-_NECROSIS = Tissue(0.90, 0.80, 2.4)
+# T1 and enhancement (t1=, gd=) follow the usual reading: fluid and necrosis dark and not
+# enhancing; fibrous tissue enhancing little; papillae and carcinoma enhancing, carcinoma most.
+_CYST = Tissue(0.95, 0.85, 2.6, t1=0.10)
+_NECROSIS = Tissue(0.90, 0.80, 2.4, t1=0.14, gd=0.02)
 # adnexal masses
-_SEROUS = Tissue(0.98, 0.88, 2.9)  # simple cyst fluid: very bright T2, dark b=1000 (high ADC)
-_FLUID = Tissue(0.94, 0.85, 2.7)  # proteinaceous/mucinous locules: a little less bright
-_FIBROUS = Tissue(0.30, 0.32, 1.6)  # thin wall and septa: soft tissue, not restricted
-_FIBROMA = Tissue(0.15, 0.22, 1.3)  # fibroma/cystadenofibroma: T2-dark, NOT restricted
-_PAPILLARY = Tissue(0.55, 0.58, 1.25)  # borderline papillae: intermediate T2, moderate DWI
-_CARCINOMA = Tissue(0.55, 0.72, 0.80)  # solid carcinoma: intermediate T2, restricted (low ADC)
+# simple cyst fluid: very bright T2, dark b=1000 (high ADC)
+_SEROUS = Tissue(0.98, 0.88, 2.9, t1=0.06)
+# proteinaceous/mucinous locules: a little less bright on T2, a little brighter on T1
+_FLUID = Tissue(0.94, 0.85, 2.7, t1=0.18)
+# thin wall and septa: soft tissue, not restricted
+_FIBROUS = Tissue(0.30, 0.32, 1.6, t1=0.34, gd=0.30)
+# fibroma/cystadenofibroma: T2-dark, NOT restricted, weak (delayed) enhancement
+_FIBROMA = Tissue(0.15, 0.22, 1.3, t1=0.30, gd=0.15)
+# borderline papillae: intermediate T2, moderate DWI
+_PAPILLARY = Tissue(0.55, 0.58, 1.25, t1=0.34, gd=0.40)
+# solid carcinoma: intermediate T2, restricted (low ADC), strong enhancement
+_CARCINOMA = Tissue(0.55, 0.72, 0.80, t1=0.38, gd=0.70)
 
 #: The one table mapping class name -> tumour appearance. Add new classes (ovarian) here.
 CLASS_APPEARANCE: dict[str, ClassAppearance] = {
     "myoma": ClassAppearance(
-        typical=Appearance(Tissue(0.18, 0.22, 1.15), _CYST, (0, 0), 0.03, 0.05),
-        # degenerated myoma: oedematous/cystic, brighter T2 and moderate DWI
+        # T1 like muscle, homogeneous enhancement (little texture)
+        typical=Appearance(Tissue(0.18, 0.22, 1.15, t1=0.34, gd=0.45), _CYST, (0, 0), 0.03, 0.05),
+        # degenerated myoma: oedematous/cystic, brighter T2 and moderate DWI, poor enhancement
         # (cellular/degenerated myomas also restrict diffusion: the DWI overlap of real cohorts)
-        atypical=Appearance(Tissue(0.38, 0.44, 0.92), _CYST, (2, 5), 0.08, 0.20),
+        atypical=Appearance(Tissue(0.38, 0.44, 0.92, t1=0.30, gd=0.15), _CYST, (2, 5), 0.08, 0.20),
         p_atypical=0.25,
     ),
     "sarcoma": ClassAppearance(
-        typical=Appearance(Tissue(0.55, 0.60, 0.85), _NECROSIS, (3, 7), 0.22, 0.25),
+        # heterogeneous enhancement (texture) around non-enhancing necrotic foci
+        typical=Appearance(
+            Tissue(0.55, 0.60, 0.85, t1=0.40, gd=0.60), _NECROSIS, (3, 7), 0.22, 0.25
+        ),
         # smoother, darker sarcoma that resembles a cellular myoma
-        atypical=Appearance(Tissue(0.32, 0.42, 1.10), _NECROSIS, (0, 2), 0.07, 0.12),
+        atypical=Appearance(
+            Tissue(0.32, 0.42, 1.10, t1=0.36, gd=0.45), _NECROSIS, (0, 2), 0.07, 0.12
+        ),
         p_atypical=0.25,
     ),
     # ovarian task: adnexal masses (O-RADS-like descriptions)
@@ -322,7 +350,12 @@ def make_anatomy(label: str, rng: np.random.Generator) -> Anatomy:
     foci_radii = rng.uniform(0.15, 0.32, n_foci) * r_mean
     wave_k = _unit(rng, 5) * (2 * np.pi / rng.uniform(8, 22, (5, 1)))
     jitter = rng.uniform(0.9, 1.1, 3)
-    solid = Tissue(app.solid.t2 * jitter[0], app.solid.b0 * jitter[1], app.solid.adc * jitter[2])
+    solid = replace(
+        app.solid,
+        t2=app.solid.t2 * jitter[0],
+        b0=app.solid.b0 * jitter[1],
+        adc=app.solid.adc * jitter[2],
+    )
     anat = Anatomy(
         label=label,
         atypical=atypical,
@@ -417,7 +450,9 @@ def _adnexal(anat: Anatomy, rng: np.random.Generator) -> Anatomy:
     box = np.sqrt((rot * axes) ** 2 @ np.ones(3)) * r_max * 1.03 + 1.0
     share = float(rng.uniform(*app.solid_share))
     fj = rng.uniform(0.95, 1.05, 3)
-    fluid = Tissue(app.fluid.t2 * fj[0], app.fluid.b0 * fj[1], app.fluid.adc * fj[2])
+    fluid = replace(
+        app.fluid, t2=app.fluid.t2 * fj[0], b0=app.fluid.b0 * fj[1], adc=app.fluid.adc * fj[2]
+    )
     has_ascites = bool(rng.random() < app.ascites)
     level = float(rng.uniform(-0.3, 0.45))  # posterior (dependent) part of the pelvic fat
     return replace(
@@ -524,42 +559,41 @@ def _tissue_labels(anat: Anatomy, pts: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _signals(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Return noise-free T2, b=0 and b=1000 signal and the tumour membership at the points."""
-    lab = _tissue_labels(anat, pts)
-    table = np.array([[t.t2, t.b0, t.adc] for t in TISSUES.values()], dtype=np.float32)
-    t2, b0, adc = (table[lab, i] for i in range(3))
-    if anat.fluid is not None:
-        inside = _cystic_signals(anat, pts, t2, b0, adc)
-        b1000 = b0 * np.exp(-B_HIGH * adc * 1e-3)
-        return t2, b0, b1000, inside
+@dataclass(frozen=True)
+class _Parts:
+    """Where a tumour's compartments are: ``inside`` over all points, the rest over the points
+    inside (``solid`` None: all of them are solid tissue, the uterine tumour)."""
+
+    inside: np.ndarray
+    mod: np.ndarray | None = None  # texture modulation at the solid points
+    solid: np.ndarray | None = None
+    wall: np.ndarray | None = None  # cyst wall and septa
+    focal: np.ndarray | None = None  # foci (cystic degeneration, necrosis) in the solid tissue
+
+
+def _uterine_parts(anat: Anatomy, pts: np.ndarray) -> _Parts:
+    """Return the compartments of a solid uterine tumour: textured solid tissue and foci."""
     inside = tumour_inside(anat, pts)
-    if inside.any():
-        p = pts[inside]
-        waves = np.sin(p @ anat.wave_k.T + anat.wave_phase).mean(axis=1)
-        mod = 1.0 + anat.appearance.texture * waves * 1.6
-        s = anat.solid
-        tt2, tb0, tadc = s.t2 * mod, s.b0 * mod, np.full(len(p), s.adc) / np.sqrt(mod)
-        if len(anat.foci_radii):
-            dd = p[:, None, :] - anat.foci_centers[None]
-            focal = (np.einsum("nfi,nfi->nf", dd, dd) < anat.foci_radii**2).any(axis=1)
-            f = anat.appearance.foci
-            tt2[focal], tb0[focal], tadc[focal] = f.t2, f.b0, f.adc
-        t2[inside], b0[inside], adc[inside] = tt2, tb0, tadc
-    b1000 = b0 * np.exp(-B_HIGH * adc * 1e-3)
-    return t2, b0, b1000, inside
+    if not inside.any():
+        return _Parts(inside)
+    p = pts[inside]
+    waves = np.sin(p @ anat.wave_k.T + anat.wave_phase).mean(axis=1)
+    mod = 1.0 + anat.appearance.texture * waves * 1.6
+    focal = None
+    if len(anat.foci_radii):
+        dd = p[:, None, :] - anat.foci_centers[None]
+        focal = (np.einsum("nfi,nfi->nf", dd, dd) < anat.foci_radii**2).any(axis=1)
+    return _Parts(inside, mod, None, None, focal)
 
 
-def _cystic_signals(
-    anat: Anatomy, pts: np.ndarray, t2: np.ndarray, b0: np.ndarray, adc: np.ndarray
-) -> np.ndarray:
-    """Paint an adnexal mass into t2, b0, adc (in place); return the mass membership."""
+def _cystic_parts(anat: Anatomy, pts: np.ndarray) -> _Parts:
+    """Return the compartments of an adnexal mass: fluid, wall and septa, solid tissue, foci."""
     near, q, rho, radius = _tumour_local(anat, pts)
     sel = rho < radius
     inside = np.zeros(pts.shape[:-1], dtype=bool)
     inside[near] = sel
     if not sel.any():
-        return inside
+        return _Parts(inside)
     p, rel = pts[inside], rho[sel] / radius[sel]  # rel: 1 on the outer surface
     d = p - anat.tumour_center
     app = anat.appearance
@@ -577,28 +611,94 @@ def _cystic_signals(
     if anat.solid_cut < 1.0:
         u = q[sel] / radius[sel, None]
         solid |= u @ anat.solid_dir > anat.solid_cut + 0.12 * waves
-    f, s = anat.fluid, anat.solid
-    w = app.septum if app.septum is not None else s
-    tt2, tb0, tadc = (np.full(len(p), v, dtype=np.float32) for v in (f.t2, f.b0, f.adc))
-    tt2[wall], tb0[wall], tadc[wall] = w.t2, w.b0, w.adc
     mod = 1.0 + app.texture * waves[solid] * 1.6
-    tt2[solid], tb0[solid], tadc[solid] = s.t2 * mod, s.b0 * mod, s.adc / np.sqrt(mod)
+    focal = None
     if len(anat.foci_radii):  # necrosis within the solid tissue
         dd = p[:, None, :] - anat.foci_centers[None]
         focal = (np.einsum("nfi,nfi->nf", dd, dd) < anat.foci_radii**2).any(axis=1) & solid
-        tt2[focal], tb0[focal], tadc[focal] = app.foci.t2, app.foci.b0, app.foci.adc
-    t2[inside], b0[inside], adc[inside] = tt2, tb0, tadc
-    return inside
+    return _Parts(inside, mod, solid, wall, focal)
+
+
+def _textured(name: str, value: float, mod: np.ndarray) -> np.ndarray:
+    """Return a solid-tissue property modulated by the texture: signals and enhancement scale
+    with it, ADC falls with cellularity; T1 and fat fraction do not vary."""
+    if name == "adc":
+        return np.full(len(mod), value) / np.sqrt(mod)
+    if name in ("t2", "b0", "gd"):
+        return value * mod
+    return np.full(len(mod), value)
+
+
+def _tumour_values(anat: Anatomy, parts: _Parts, name: str) -> np.ndarray:
+    """Return the Tissue property ``name`` at the points inside the tumour."""
+    app, s = anat.appearance, anat.solid
+    if parts.solid is None:  # solid uterine tumour
+        vals = _textured(name, getattr(s, name), parts.mod)
+    else:  # cyst: fluid, then wall and septa, then solid tissue
+        w = app.septum if app.septum is not None else s
+        vals = np.full(len(parts.solid), getattr(anat.fluid, name), dtype=np.float32)
+        vals[parts.wall] = getattr(w, name)
+        vals[parts.solid] = _textured(name, getattr(s, name), parts.mod)
+    if parts.focal is not None:
+        vals[parts.focal] = getattr(app.foci, name)
+    return vals
+
+
+def _properties(
+    anat: Anatomy, pts: np.ndarray, names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Return the Tissue properties ``names`` at the points and the tumour membership."""
+    lab = _tissue_labels(anat, pts)
+    table = np.array([[getattr(t, n) for n in names] for t in TISSUES.values()], dtype=np.float32)
+    out = {n: table[lab, i] for i, n in enumerate(names)}
+    parts = _cystic_parts(anat, pts) if anat.fluid is not None else _uterine_parts(anat, pts)
+    if parts.inside.any():
+        for n in names:
+            out[n][parts.inside] = _tumour_values(anat, parts, n)
+    return out, parts.inside
+
+
+def _signals(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return noise-free T2, b=0 and b=1000 signal and the tumour membership at the points."""
+    props, inside = _properties(anat, pts, ("t2", "b0", "adc"))
+    b1000 = props["b0"] * np.exp(-B_HIGH * props["adc"] * 1e-3)
+    return props["t2"], props["b0"], b1000, inside
+
+
+#: What :func:`render_contrasts` returns: T2, fat-suppressed T2, T1, fat-suppressed T1, the
+#: contrast-enhanced (fat-suppressed) T1, DWI b=0 and b=1000, and the tumour fraction.
+CONTRASTS = ("t2", "t2fs", "t1", "t1fs", "ce", "b0", "b1000", "fraction")
+
+
+def _contrast_signals(anat: Anatomy, pts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return the noise-free signals of CONTRASTS at the points."""
+    props, inside = _properties(anat, pts, ("t2", "b0", "adc", "t1", "fat", "gd"))
+    keep = 1.0 - np.float32(FAT_SUPPRESSION) * props["fat"]
+    t2, t1 = props["t2"], props["t1"]
+    b1000 = props["b0"] * np.exp(-B_HIGH * props["adc"] * 1e-3)
+    return t2, t2 * keep, t1, t1 * keep, (t1 + props["gd"]) * keep, props["b0"], b1000, inside
+
+
+def _accumulate(
+    fn: Any, keys: tuple[str, ...], anat: Anatomy, pts: np.ndarray, offsets: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Return the slab averages of the signals ``fn`` gives (in ``keys`` order) on the points."""
+    acc = {k: np.zeros(pts.shape[:-1], dtype=np.float32) for k in keys}
+    for o in offsets:
+        for key, val in zip(keys, fn(anat, pts + o.astype(np.float32)), strict=True):
+            acc[key] += val
+    return {k: v / len(offsets) for k, v in acc.items()}
 
 
 def render(anat: Anatomy, pts: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
     """Return slab-averaged noise-free 't2', 'b0', 'b1000' and tumour 'fraction' on points (..., 3)."""
-    keys = ("t2", "b0", "b1000", "fraction")
-    acc = {k: np.zeros(pts.shape[:-1], dtype=np.float32) for k in keys}
-    for o in offsets:
-        for key, val in zip(keys, _signals(anat, pts + o.astype(np.float32)), strict=True):
-            acc[key] += val
-    return {k: v / len(offsets) for k, v in acc.items()}
+    return _accumulate(_signals, ("t2", "b0", "b1000", "fraction"), anat, pts, offsets)
+
+
+def render_contrasts(anat: Anatomy, pts: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the slab-averaged noise-free signals of CONTRASTS on points (..., 3): one pass
+    serves every series that shares a grid."""
+    return _accumulate(_contrast_signals, CONTRASTS, anat, pts, offsets)
 
 
 def bias_field(pts: np.ndarray, rng: np.random.Generator) -> np.ndarray:

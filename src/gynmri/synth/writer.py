@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from .centers import CENTERS, CenterProfile, Identity, institution_address, make_identity
 from .clinical import COVARIATES, simulate_covariates
 from .phantom import (
+    Anatomy,
     SliceGrid,
     adc_map,
     bias_field,
@@ -25,6 +26,7 @@ from .phantom import (
     make_anatomy,
     make_grid,
     render,
+    render_contrasts,
     rician,
 )
 
@@ -36,13 +38,75 @@ CORONAL = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0))
 _IMPL_UID = "2.25.137912735513349062470264211342315812117"
 
 
+#: The canonical sequences the generator can write (the names of config/sequences.yaml).
+SEQUENCES = (
+    "T2axi",
+    "T2sag",
+    "T2cor",
+    "T2FSaxi",
+    "T2FSsag",
+    "DWI",
+    "DWIsag",
+    "ADC",
+    "ADCsag",
+    "T1axi",
+    "T1sag",
+    "T1FSaxi",
+    "CET1axi",
+    "CET1sag",
+    "CET1cor",
+)
+#: What the generator wrote before the sequences could be chosen: the default writes those files.
+DEFAULT_SEQUENCES = ("T2axi", "T2sag", "DWI", "ADC")
+#: Canonical sequence -> protocol key of CenterProfile.series (a center may lack a key).
+SERIES_KEYS = {
+    "T2axi": "t2ax",
+    "T2sag": "t2sag",
+    "T2cor": "t2cor",
+    "T2FSaxi": "t2fsax",
+    "T2FSsag": "t2fssag",
+    "DWI": "dwi",
+    "DWIsag": "dwisag",
+    "ADC": "adc",
+    "ADCsag": "adcsag",
+    "T1axi": "t1ax",
+    "T1sag": "t1sag",
+    "T1FSaxi": "t1fsax",
+    "CET1axi": "cet1ax",
+    "CET1sag": "cet1sag",
+    "CET1cor": "cet1cor",
+}
+CONTRAST_SEQUENCES = ("CET1axi", "CET1sag", "CET1cor")
+#: Share of patients given no contrast agent (renal function, pregnancy, allergy, refusal).
+P_NO_CONTRAST = 0.15
+
+
 @dataclass(frozen=True)
 class SynthSpec:
-    """What cohort to generate: patients per class, number of centers, seed."""
+    """What cohort to generate: patients per class, number of centers, seed, and the sequences
+    to write (names of SEQUENCES; see :func:`patient_sequences` for who gets which).
+
+    The default sequences write exactly the files of the generator before they could be chosen:
+    in particular no mask for the ADC map; any other choice writes a mask for every series.
+    """
 
     patients_per_class: dict[str, int] = field(hash=False)
     centers: int = 3
     seed: int = 2022
+    sequences: tuple[str, ...] = DEFAULT_SEQUENCES
+
+
+def check_sequences(sequences: object) -> None:
+    """Return None if ``sequences`` is a non-empty collection of names in SEQUENCES, else raise
+    ValueError naming the unknown ones and listing the valid names."""
+    if isinstance(sequences, str) or not sequences:
+        raise ValueError(f"sequences: give a non-empty list of names from {', '.join(SEQUENCES)}")
+    unknown = [s for s in sequences if s not in SEQUENCES]
+    if unknown:
+        raise ValueError(
+            f"unknown sequence {', '.join(map(repr, unknown))}: the synthetic generator writes "
+            f"{', '.join(SEQUENCES)}"
+        )
 
 
 def _validate(spec: SynthSpec) -> None:
@@ -52,6 +116,23 @@ def _validate(spec: SynthSpec) -> None:
             raise ValueError(f"negative patient count for class {label!r}")
     if not 1 <= spec.centers <= len(CENTERS):
         raise ValueError(f"centers must be 1..{len(CENTERS)}, got {spec.centers}")
+    check_sequences(spec.sequences)
+
+
+def had_contrast(seed: int, case_index: int) -> bool:
+    """Return False for the seeded ~P_NO_CONTRAST of patients who were given no contrast agent."""
+    return bool(np.random.default_rng([seed, case_index, 6]).random() >= P_NO_CONTRAST)
+
+
+def patient_sequences(spec: SynthSpec, center: str, case_index: int) -> tuple[str, ...]:
+    """Return the sequences written for one patient, in SEQUENCES order: those of
+    ``spec.sequences`` that the center acquires, less the contrast-enhanced ones when the
+    patient was given no contrast agent."""
+    series = CENTERS[center].series
+    out = [s for s in SEQUENCES if s in spec.sequences and SERIES_KEYS[s] in series]
+    if not had_contrast(spec.seed, case_index):
+        out = [s for s in out if s not in CONTRAST_SEQUENCES]
+    return tuple(out)
 
 
 def plan_cohort(spec: SynthSpec) -> pd.DataFrame:
@@ -207,9 +288,20 @@ class _Patient:
         base.ProtocolName = proto.protocol
         base.SeriesNumber = proto.number
         base.SeriesInstanceUID = series_uid
-        base.ScanningSequence = "EP" if proto_key in ("dwi", "adc") else "SE"
-        base.SequenceVariant = "SK\\SP" if proto_key in ("dwi", "adc") else "SK\\SP\\OSP"
-        base.MRAcquisitionType = "2D"
+        if proto_key in _EPI:
+            base.ScanningSequence, base.SequenceVariant = "EP", "SK\\SP"
+        elif proto_key in _GRADIENT_ECHO:  # 3-D spoiled gradient echo (VIBE, LAVA, THRIVE)
+            base.ScanningSequence, base.SequenceVariant = "GR", "SP\\OSP"
+            base.FlipAngle = _ds(12.0)
+        else:
+            base.ScanningSequence, base.SequenceVariant = "SE", "SK\\SP\\OSP"
+        base.MRAcquisitionType = "3D" if proto_key in _GRADIENT_ECHO else "2D"
+        if proto_key in _FAT_SAT:
+            base.ScanOptions = "FS"
+        if proto.agent:  # contrast-enhanced: the agent, and how it was given
+            base.ContrastBolusAgent = proto.agent
+            base.ContrastBolusRoute = "IV"
+            base.ContrastBolusIngredient = "GADOLINIUM"
         base.EchoTime = _ds(proto.te)
         base.RepetitionTime = _ds(proto.tr)
         base.SamplesPerPixel = 1
@@ -255,6 +347,12 @@ class _Patient:
         return series_uid
 
 
+_EPI = {"dwi", "adc", "dwisag", "adcsag"}
+_GRADIENT_ECHO = {"t1fsax", "cet1ax", "cet1sag", "cet1cor"}
+# fat-suppressed series beyond the default ones (the default series keep their tags)
+_FAT_SAT = {"t2fsax", "t2fssag", "t1fsax", "cet1ax", "cet1sag", "cet1cor"}
+
+
 def _set_extra(ds: Dataset, extra: Mapping[str, object], profile: CenterProfile) -> None:
     """Set per-stack tags; a b-value also goes into the vendor's private tag."""
     bval = extra.get("bvalue")
@@ -293,12 +391,89 @@ def _case_fields(case: pd.Series | Mapping[str, object]) -> tuple[str, str, str,
     )
 
 
+def _skip_draws(rng: np.random.Generator, shape: tuple[int, ...], images: int) -> None:
+    """Draw what a series of ``images`` noisy volumes would draw (bias field, gain, noise), so
+    that leaving a series out keeps the noise of the series after it."""
+    bias_field(np.zeros((1, 3), np.float32), rng)
+    rng.uniform(0.9, 1.1)
+    for _ in range(images):
+        rician(np.zeros(shape, np.float32), 1.0, rng)
+
+
+# Series beyond the default ones: protocol key -> (series index, grid, rendered signal). The
+# indices follow a usual acquisition order, contrast-enhanced last (series times follow them).
+_OPTIONAL = {
+    "t2cor": (6, "cor", "t2"),
+    "t2fsax": (7, "ax", "t2fs"),
+    "t2fssag": (8, "sag", "t2fs"),
+    "dwisag": (9, "dwisag", "dwi"),
+    "adcsag": (10, "dwisag", "adc"),
+    "t1ax": (11, "ax", "t1"),
+    "t1sag": (12, "sag", "t1"),
+    "t1fsax": (13, "vibe", "t1fs"),
+    "cet1ax": (14, "vibe", "ce"),
+    "cet1sag": (15, "sag", "ce"),
+    "cet1cor": (16, "cor", "ce"),
+}
+VIBE_MM = 4.0  # slice thickness of the 3-D gradient-echo T1 axial series (no gap)
+
+
+def _optional_series(
+    pat: _Patient,
+    anat: Anatomy,
+    keys: list[str],
+    grids: dict[str, SliceGrid],
+    masks_dir: Path,
+    rendered: dict[str, dict[str, np.ndarray]],
+) -> None:
+    """Write the series beyond the default ones (``keys``), each with its tumour mask.
+
+    Series on one grid share one rendering and one coil sensitivity and gain (pre- and
+    post-contrast T1 can be subtracted); each series has its own noise. Every stream is seeded
+    apart from the default series' one, so adding series changes none of those. ``rendered``:
+    the renderings by grid name done already (by the T2 series), and where new ones go.
+    """
+    spec, p, case_index = pat.spec, pat.profile, pat.case_index
+    gains: dict[str, np.ndarray] = {}
+    for key in keys:
+        idx, grid_name, signal = _OPTIONAL[key]
+        grid = grids[grid_name]
+        if grid_name not in rendered:
+            rendered[grid_name] = render_contrasts(anat, grid.points(), grid.slab_offsets())
+        if grid_name not in gains:
+            pts = grid.points()
+            grng = np.random.default_rng([spec.seed, case_index, 4, list(grids).index(grid_name)])
+            gain = bias_field(pts, grng) * p.scale * grng.uniform(0.9, 1.1)
+            gains[grid_name] = gain * 1.4 if grid_name == "dwisag" else gain
+        r, gain = rendered[grid_name], gains[grid_name]
+        rng = np.random.default_rng([spec.seed, case_index, 5, idx])
+        if signal in ("dwi", "adc"):  # as the axial DWI: b=0 and b=1000, ADC derived from them
+            sigma = 1.5 * p.noise * p.scale
+            b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
+            if signal == "dwi":
+                vols = [_to_stored(b0, p), _to_stored(b1000, p)]
+                extra: list[Mapping[str, object]] = [{"bvalue": 0}, {"bvalue": 1000}]
+            else:
+                vols, extra = [_to_stored(adc_map(b0, b1000, 4 * sigma), p)], [{}]
+        else:
+            vols = [_to_stored(rician(r[signal] * gain, p.noise * p.scale, rng), p)]
+            extra = [{}]
+        uid = pat.write_series(key, idx, [grid] * len(vols), vols, extra)
+        _write_mask(grid, r["fraction"], masks_dir / f"{uid}.nii.gz")
+
+
 def write_patient(
     spec: SynthSpec, case: pd.Series | Mapping[str, object], dicom_root: Path, masks_root: Path
 ) -> list[Path]:
-    """Return the paths written under dicom_root after writing one patient's DICOM and masks."""
+    """Return the paths written under dicom_root after writing one patient's DICOM and masks.
+
+    The localizer always; then the series of :func:`patient_sequences`, each with a NIfTI mask
+    named after its SeriesInstanceUID (the default sequences: none for the ADC map, as before).
+    """
     patient_dir, center, label, case_index = _case_fields(case)
     profile = CENTERS[center]
+    wanted = {SERIES_KEYS[s] for s in patient_sequences(spec, center, case_index)}
+    legacy = set(spec.sequences) == set(DEFAULT_SEQUENCES)
     anat = make_anatomy(label, np.random.default_rng([spec.seed, case_index, 1]))
     rng = np.random.default_rng([spec.seed, case_index, 2])
     pat = _Patient(
@@ -330,43 +505,111 @@ def write_patient(
     loc_center = anat.uterus_center + rng.normal(0, 5, 3)
     locs = [make_grid(loc_center, *o, 160, 400.0, 1, 8.0, 8.0) for o in (AXIAL, SAGITTAL, CORONAL)]
 
-    def t2_volume(grid: SliceGrid, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    optional = [k for k in _OPTIONAL if k in wanted]
+    # the T2 grids that optional series share are rendered once, with every contrast (the T2
+    # signal is the same either way)
+    shared = {_OPTIONAL[k][1] for k in optional}
+    rendered: dict[str, dict[str, np.ndarray]] = {}
+
+    def t2_volume(grid: SliceGrid, noise: float, name: str = "") -> tuple[np.ndarray, np.ndarray]:
         pts = grid.points()
-        r = render(anat, pts, grid.slab_offsets())
+        if name in shared:
+            r = rendered[name] = render_contrasts(anat, pts, grid.slab_offsets())
+        else:
+            r = render(anat, pts, grid.slab_offsets())
         sig = r["t2"] * bias_field(pts, rng) * p.scale * rng.uniform(0.9, 1.1)
         return _to_stored(rician(sig, noise * p.scale, rng), p), r["fraction"]
+
+    def skip(grid: SliceGrid, images: int, files: int) -> None:
+        """Leave a default series out, keeping the noise and file names of the later ones."""
+        _skip_draws(rng, (len(grid.positions), grid.rows, grid.cols), images)
+        if p.layout == "flat":
+            pat.file_counter += files * len(grid.positions)
 
     idx = 1
     vol, _ = t2_volume(locs[0], p.noise)  # localizer: 3 single slices, 3 orientations
     loc_vols = [vol] + [t2_volume(g, p.noise)[0] for g in locs[1:]]
     pat.write_series("loc", idx, locs, loc_vols, [{}, {}, {}])
-    for key, grid in (("t2ax", t2ax), ("t2sag", t2sag)):
+    for key, grid, name in (("t2ax", t2ax, "ax"), ("t2sag", t2sag, "sag")):
         idx += 1
-        vol, frac = t2_volume(grid, p.noise)
+        if key not in wanted:
+            skip(grid, 1, 1)
+            continue
+        vol, frac = t2_volume(grid, p.noise, name)
         uid = pat.write_series(key, idx, [grid], [vol], [{}])
         _write_mask(grid, frac, masks_dir / f"{uid}.nii.gz")
     # DWI: b=0 and b=1000 at the same positions in one series, then the derived ADC map
-    pts = dwi.points()
-    r = render(anat, pts, dwi.slab_offsets())
-    gain = bias_field(pts, rng) * p.scale * 1.4 * rng.uniform(0.9, 1.1)
-    sigma = 1.5 * p.noise * p.scale  # EPI: lower SNR than TSE
-    b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
-    idx += 1
-    uid = pat.write_series(
-        "dwi",
-        idx,
-        [dwi, dwi],
-        [_to_stored(b0, p), _to_stored(b1000, p)],
-        [{"bvalue": 0}, {"bvalue": 1000}],
-    )
-    _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
-    idx += 1
-    pat.write_series("adc", idx, [dwi], [_to_stored(adc_map(b0, b1000, 4 * sigma), p)], [{}])
+    if wanted & {"dwi", "adc"}:
+        pts = dwi.points()
+        r = render(anat, pts, dwi.slab_offsets())
+        gain = bias_field(pts, rng) * p.scale * 1.4 * rng.uniform(0.9, 1.1)
+        sigma = 1.5 * p.noise * p.scale  # EPI: lower SNR than TSE
+        b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
+        idx += 1
+        if "dwi" in wanted:
+            uid = pat.write_series(
+                "dwi",
+                idx,
+                [dwi, dwi],
+                [_to_stored(b0, p), _to_stored(b1000, p)],
+                [{"bvalue": 0}, {"bvalue": 1000}],
+            )
+            _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
+        elif p.layout == "flat":
+            pat.file_counter += 2 * len(dwi.positions)
+        idx += 1
+        if "adc" in wanted:
+            adc = _to_stored(adc_map(b0, b1000, 4 * sigma), p)
+            uid = pat.write_series("adc", idx, [dwi], [adc], [{}])
+            if not legacy:  # the ADC map is read like any series: it needs its own mask
+                _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
+        elif p.layout == "flat":
+            pat.file_counter += len(dwi.positions)
+    else:
+        skip(dwi, 2, 3)
     if p.junk:
         junk = pat.dicom_dir / "DICOM" / "Thumbs.db"
         junk.write_bytes(rng.bytes(int(rng.integers(300, 900))))
         pat.written.append(junk)
+    if optional:
+        grids = _optional_grids(spec, case_index, p, anat, target, t2ax, t2sag)
+        _optional_series(pat, anat, optional, grids, masks_dir, rendered)
     return pat.written
+
+
+def _optional_grids(
+    spec: SynthSpec,
+    case_index: int,
+    profile: CenterProfile,
+    anat: Anatomy,
+    target: np.ndarray,
+    t2ax: SliceGrid,
+    t2sag: SliceGrid,
+) -> dict[str, SliceGrid]:
+    """Return the grids of the optional series: the T2 axial and sagittal ones (geometry copied,
+    as sites do), a coronal stack and a sagittal DWI stack through the tumour, and a 3-D T1
+    axial slab over the T2 axial coverage."""
+    p = profile
+    rng = np.random.default_rng([spec.seed, case_index, 3])
+    step = p.thickness + p.gap
+    cor_center = target + rng.normal(0, 4, 3)
+    cor_center[1] = anat.tumour_center[1] + rng.normal(0, 3)  # coronal stack through the tumour
+    dwisag_center = target + rng.normal(0, 4, 3)
+    dwisag_center[0] = anat.tumour_center[0] + rng.normal(0, 3)
+    t2ax_center = t2ax.positions.mean(axis=0) + (t2ax.rows - 1) / 2 * t2ax.pixel_spacing[0] * (
+        t2ax.row_dir + t2ax.col_dir
+    )
+    n_vibe = int(round(p.t2ax_slices * step / VIBE_MM))
+    m, fov = p.t2_matrix, p.t2_fov
+    return {
+        "ax": t2ax,
+        "sag": t2sag,
+        "cor": make_grid(cor_center, *CORONAL, m, fov, p.t2sag_slices, p.thickness, step),
+        "vibe": make_grid(t2ax_center, *AXIAL, m, fov, n_vibe, VIBE_MM, VIBE_MM),
+        "dwisag": make_grid(
+            dwisag_center, *SAGITTAL, p.dwi_matrix, p.dwi_fov, p.t2sag_slices, p.thickness, step
+        ),
+    }
 
 
 def write_cohort(spec: SynthSpec, out_dir: Path) -> pd.DataFrame:
@@ -393,6 +636,15 @@ def _per_class(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _sequence_list(text: str) -> tuple[str, ...]:
+    """Return the names of a comma-separated --sequences value ('all': every one), checked."""
+    if text.strip().lower() == "all":
+        return SEQUENCES
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    check_sequences(names)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     """Return 0 after writing a synthetic cohort from the command line and printing a summary."""
     ap = argparse.ArgumentParser(
@@ -410,10 +662,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--centers", type=int, default=3)
     ap.add_argument("--seed", type=int, default=2022)
+    ap.add_argument(
+        "--sequences",
+        default=",".join(DEFAULT_SEQUENCES),
+        metavar="NAME,...",
+        help=f"comma-separated sequences to write, or 'all': {', '.join(SEQUENCES)} "
+        f"(default {','.join(DEFAULT_SEQUENCES)}); a center writes those it acquires, and "
+        "patients given no contrast agent no CET1 series",
+    )
     args = ap.parse_args(argv)
     try:
         per_class = _per_class(args.per_class) if args.per_class else {"myoma": 20, "sarcoma": 12}
-        spec = SynthSpec(per_class, centers=args.centers, seed=args.seed)
+        sequences = _sequence_list(args.sequences)
+        spec = SynthSpec(per_class, centers=args.centers, seed=args.seed, sequences=sequences)
         plan = write_cohort(spec, args.out_dir)
     except (ValueError, argparse.ArgumentTypeError) as exc:
         ap.error(str(exc))
