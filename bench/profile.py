@@ -120,10 +120,13 @@ def _copy_checkout(dest: Path) -> None:
             dst.chmod(src.stat().st_mode)
 
 
-def run_demo(run: Path, configfile: str | None, cores: int) -> tuple[float, float]:
-    """Run snakemake in ``run``; return (wall seconds, CPU seconds of the snakemake process)."""
-    env = {**os.environ, "GYNMRI_JAX_CACHE": str(run / ".cache" / "jax")}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores)]
+def run_demo(
+    run: Path, configfile: str | None, cores: int, extra: list[str] = (), env: dict | None = None
+) -> tuple[float, float]:
+    """Run snakemake in ``run`` (``extra``: more arguments, ``env``: its environment); return
+    (wall seconds, CPU seconds of the snakemake process)."""
+    env = {**(env or os.environ), "GYNMRI_JAX_CACHE": str(run / ".cache" / "jax")}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *extra]
     if configfile:
         cmd += ["--configfile", configfile]
     start = time.perf_counter()
