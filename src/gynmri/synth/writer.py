@@ -520,12 +520,6 @@ def write_patient(
         sig = r["t2"] * bias_field(pts, rng) * p.scale * rng.uniform(0.9, 1.1)
         return _to_stored(rician(sig, noise * p.scale, rng), p), r["fraction"]
 
-    def skip(grid: SliceGrid, images: int, files: int) -> None:
-        """Leave a default series out, keeping the noise and file names of the later ones."""
-        _skip_draws(rng, (len(grid.positions), grid.rows, grid.cols), images)
-        if p.layout == "flat":
-            pat.file_counter += files * len(grid.positions)
-
     idx = 1
     vol, _ = t2_volume(locs[0], p.noise)  # localizer: 3 single slices, 3 orientations
     loc_vols = [vol] + [t2_volume(g, p.noise)[0] for g in locs[1:]]
@@ -533,40 +527,12 @@ def write_patient(
     for key, grid, name in (("t2ax", t2ax, "ax"), ("t2sag", t2sag, "sag")):
         idx += 1
         if key not in wanted:
-            skip(grid, 1, 1)
+            _skip_series(pat, rng, grid, 1, 1)
             continue
         vol, frac = t2_volume(grid, p.noise, name)
         uid = pat.write_series(key, idx, [grid], [vol], [{}])
         _write_mask(grid, frac, masks_dir / f"{uid}.nii.gz")
-    # DWI: b=0 and b=1000 at the same positions in one series, then the derived ADC map
-    if wanted & {"dwi", "adc"}:
-        pts = dwi.points()
-        r = render(anat, pts, dwi.slab_offsets())
-        gain = bias_field(pts, rng) * p.scale * 1.4 * rng.uniform(0.9, 1.1)
-        sigma = 1.5 * p.noise * p.scale  # EPI: lower SNR than TSE
-        b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
-        idx += 1
-        if "dwi" in wanted:
-            uid = pat.write_series(
-                "dwi",
-                idx,
-                [dwi, dwi],
-                [_to_stored(b0, p), _to_stored(b1000, p)],
-                [{"bvalue": 0}, {"bvalue": 1000}],
-            )
-            _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
-        elif p.layout == "flat":
-            pat.file_counter += 2 * len(dwi.positions)
-        idx += 1
-        if "adc" in wanted:
-            adc = _to_stored(adc_map(b0, b1000, 4 * sigma), p)
-            uid = pat.write_series("adc", idx, [dwi], [adc], [{}])
-            if not legacy:  # the ADC map is read like any series: it needs its own mask
-                _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
-        elif p.layout == "flat":
-            pat.file_counter += len(dwi.positions)
-    else:
-        skip(dwi, 2, 3)
+    _write_diffusion(pat, anat, dwi, wanted, legacy, rng, masks_dir, idx)
     if p.junk:
         junk = pat.dicom_dir / "DICOM" / "Thumbs.db"
         junk.write_bytes(rng.bytes(int(rng.integers(300, 900))))
@@ -575,6 +541,59 @@ def write_patient(
         grids = _optional_grids(spec, case_index, p, anat, target, t2ax, t2sag)
         _optional_series(pat, anat, optional, grids, masks_dir, rendered)
     return pat.written
+
+
+def _skip_series(
+    pat: _Patient, rng: np.random.Generator, grid: SliceGrid, images: int, files: int
+) -> None:
+    """Leave a default series out, keeping the noise and file names of the later ones."""
+    _skip_draws(rng, (len(grid.positions), grid.rows, grid.cols), images)
+    if pat.profile.layout == "flat":
+        pat.file_counter += files * len(grid.positions)
+
+
+def _write_diffusion(
+    pat: _Patient,
+    anat: Anatomy,
+    dwi: SliceGrid,
+    wanted: set[str],
+    legacy: bool,
+    rng: np.random.Generator,
+    masks_dir: Path,
+    idx: int,
+) -> None:
+    """Write the DWI series (b=0 and b=1000 at the same positions) and the derived ADC map as
+    ``wanted`` (series numbers after ``idx``); left out, they keep the later series' noise and
+    file names. ``legacy`` (the default sequences): no mask for the ADC map, as before."""
+    p = pat.profile
+    if not wanted & {"dwi", "adc"}:
+        _skip_series(pat, rng, dwi, 2, 3)
+        return
+    pts = dwi.points()
+    r = render(anat, pts, dwi.slab_offsets())
+    gain = bias_field(pts, rng) * p.scale * 1.4 * rng.uniform(0.9, 1.1)
+    sigma = 1.5 * p.noise * p.scale  # EPI: lower SNR than TSE
+    b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
+    idx += 1
+    if "dwi" in wanted:
+        uid = pat.write_series(
+            "dwi",
+            idx,
+            [dwi, dwi],
+            [_to_stored(b0, p), _to_stored(b1000, p)],
+            [{"bvalue": 0}, {"bvalue": 1000}],
+        )
+        _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
+    elif p.layout == "flat":
+        pat.file_counter += 2 * len(dwi.positions)
+    idx += 1
+    if "adc" in wanted:
+        adc = _to_stored(adc_map(b0, b1000, 4 * sigma), p)
+        uid = pat.write_series("adc", idx, [dwi], [adc], [{}])
+        if not legacy:  # the ADC map is read like any series: it needs its own mask
+            _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
+    elif p.layout == "flat":
+        pat.file_counter += len(dwi.positions)
 
 
 def _optional_grids(
