@@ -22,24 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from gynmri.synth import SEQUENCES as SYNTH_SEQUENCES
+
 ROOT = Path(__file__).resolve().parents[1]
-SEQUENCES = [
-    "T2axi",
-    "T2sag",
-    "T2cor",
-    "T2FSaxi",
-    "T2FSsag",
-    "DWI",
-    "DWIsag",
-    "ADC",
-    "ADCsag",
-    "T1axi",
-    "T1sag",
-    "T1FSaxi",
-    "CET1axi",
-    "CET1sag",
-    "CET1cor",
-]
+SEQUENCES = list(SYNTH_SEQUENCES)  # the 15 canonical names, as config/paper.yaml uses them
 
 
 def make_cohort(workdir: Path, per_class: dict[str, int]) -> Path:

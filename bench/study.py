@@ -32,25 +32,6 @@ def _module(name: str, path: Path):  # noqa: ANN202
     return module
 
 
-def slurm_arguments() -> list[str]:
-    """Return the snakemake arguments that send every job to the test cluster's partition."""
-    return [
-        "--executor",
-        "slurm",
-        "--jobs",
-        "4",
-        "--default-resources",
-        "slurm_partition=debug",
-        "slurm_account=none",
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--seconds-between-status-checks",
-        "2",
-    ]
-
-
 def summary(run: Path) -> None:
     """Print what the rehearsal's report shows of the study's 15 sequences."""
     ens = pd.read_csv(run / "results/metrics/ensembles.tsv", sep="\t")
@@ -81,7 +62,7 @@ def main() -> None:
         cluster, extra, env = None, [], None
         if args.slurm:
             sys.path.insert(0, str(ROOT / "tests"))
-            from slurm_cluster import MISSING, SlurmCluster
+            from slurm_cluster import MISSING, SlurmCluster, snakemake_arguments
 
             if MISSING:
                 sys.exit(
@@ -89,7 +70,7 @@ def main() -> None:
                 )
             cluster = SlurmCluster(Path(tmp) / "slurm")
             cluster.start()
-            extra, env = slurm_arguments(), cluster.env
+            extra, env = snakemake_arguments(), cluster.env
         try:
             wall, snakemake_cpu = profile.run_demo(run, CONFIG, args.cores, extra, env)
         finally:

@@ -136,3 +136,23 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             self.conf.write_text(self._saved_conf)
         elif self.conf.exists():
             self.conf.unlink()
+
+
+def snakemake_arguments(jobs: int = 4) -> list[str]:
+    """Return the snakemake arguments that send every job to this cluster's ``debug``
+    partition (no accounting: job states from squeue; short status intervals)."""
+    return [
+        "--executor",
+        "slurm",
+        "--jobs",
+        str(jobs),
+        "--default-resources",
+        "slurm_partition=debug",
+        "slurm_account=none",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+    ]

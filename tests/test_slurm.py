@@ -12,7 +12,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from slurm_cluster import MISSING, SlurmCluster
+from slurm_cluster import MISSING, SlurmCluster, snakemake_arguments
 from test_workflow import snakemake
 
 pytestmark = pytest.mark.workflow
@@ -37,25 +37,7 @@ def cluster(tmp_path_factory):
 def test_trainings_through_sbatch_match_the_local_run(cluster, tiny_run, tmp_path, capsys):
     remote = tmp_path / "slurm"
     shutil.copytree(tiny_run, remote, symlinks=True)  # keeps mtimes and .snakemake metadata
-    proc = snakemake(
-        remote,
-        "--executor",
-        "slurm",
-        "--jobs",
-        "4",
-        "--forcerun",
-        RETRAINED,
-        "--default-resources",
-        "slurm_partition=debug",
-        "slurm_account=none",
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--seconds-between-status-checks",
-        "2",
-        env=cluster.env,
-    )
+    proc = snakemake(remote, *snakemake_arguments(), "--forcerun", RETRAINED, env=cluster.env)
     out = proc.stdout + proc.stderr
     submitted = re.findall(r"SLURM jobid (\d+)", out)
     with capsys.disabled():  # into the CI log even when the test passes
