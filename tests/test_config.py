@@ -40,6 +40,14 @@ def test_positive_class_must_be_a_class(config):
         validate_config(config)
 
 
+def test_used_sequences_must_be_written_by_the_synthetic_cohort(config):
+    config["sequences"]["use"] = ["T2axi", "CET1axi"]
+    with pytest.raises(ConfigError, match=r"sequences/use.*CET1axi.*cohort/synthetic/sequences"):
+        validate_config(config)
+    config["cohort"]["synthetic"]["sequences"] = ["T2axi", "T2sag", "DWI", "ADC", "CET1axi"]
+    assert validate_config(config)["sequences"]["use"] == ["T2axi", "CET1axi"]
+
+
 def test_cases_table_errors_name_row_and_column(tmp_path):
     path = tmp_path / "cases.tsv"
     path.write_text("patient_dir\tcenter\tlabel\np1\tc1\tmyoma\np2\tc1\tcarcinoma\n")

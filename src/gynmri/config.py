@@ -130,6 +130,13 @@ def check_consistency(config: dict) -> None:
             raise ConfigError(
                 f"config key 'cohort/synthetic/patients_per_class': {extra} not in task/classes"
             )
+        # a sequence the synthetic cohort does not write would fail late, with no slices
+        missing = [s for s in config["sequences"]["use"] if s not in synthetic["sequences"]]
+        if missing:
+            raise ConfigError(
+                f"config key 'sequences/use': {missing} not written by the synthetic cohort "
+                f"(add them to cohort/synthetic/sequences: {synthetic['sequences']})"
+            )
 
 
 def load_config(path: str | Path) -> dict:
