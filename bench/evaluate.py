@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from gynmri.config import load_config
-from gynmri.evaluation.metrics import _ensemble_intervals
+from gynmri.evaluation.metrics import ensemble_intervals
 from gynmri.evaluation.scoring import combinations_of, ensemble_name, patient_scores
 from gynmri.evaluation.tables import evaluation_tables
 
@@ -87,7 +87,7 @@ def peer_seconds(predictions, cfg, sequences, sample: int, seed: int = 1) -> flo
     pick = np.random.default_rng(seed).choice(len(combos), sample, replace=False)
     t0 = time.perf_counter()
     for i in pick:
-        _ensemble_intervals(
+        ensemble_intervals(
             scores, ensemble_name(combos[i]), task["classes"], task["positive"], ev["threshold"],
             ev["combine"], ev["bootstrap"], ev["seed"], ev["threshold_rule"],
         )  # fmt: skip

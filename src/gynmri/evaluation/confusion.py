@@ -33,15 +33,17 @@ PROPORTIONS = {
 }
 
 
-def counts(truth, called) -> dict[str, int | np.ndarray]:
+def counts(truth, called, valid=None) -> dict[str, int | np.ndarray]:
     """Return tp, fp, tn, fn of boolean calls against boolean truth, summed along the last axis
-    (ints for 1-D input, arrays for 2-D)."""
+    (ints for 1-D input, arrays for 2-D); ``valid`` (broadcast like them): count only these
+    (e.g. the patients an ensemble scores, one row per ensemble)."""
     truth, called = np.asarray(truth, bool), np.asarray(called, bool)
+    keep = True if valid is None else np.asarray(valid, bool)
     out = {
-        "tp": (called & truth).sum(axis=-1),
-        "fp": (called & ~truth).sum(axis=-1),
-        "tn": (~called & ~truth).sum(axis=-1),
-        "fn": (~called & truth).sum(axis=-1),
+        "tp": (called & truth & keep).sum(axis=-1),
+        "fp": (called & ~truth & keep).sum(axis=-1),
+        "tn": (~called & ~truth & keep).sum(axis=-1),
+        "fn": (~called & truth & keep).sum(axis=-1),
     }
     return {k: int(v) if np.ndim(v) == 0 else v for k, v in out.items()}
 

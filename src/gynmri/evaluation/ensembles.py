@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from gynmri.evaluation.confusion import rates, wilson_intervals
+from gynmri.evaluation.confusion import counts, rates, wilson_intervals
 from gynmri.evaluation.scoring import COMBINE_RULES, combinations_of, prob_columns
 from gynmri.evaluation.thresholds import choose_threshold
 
@@ -110,15 +110,6 @@ def auc_by_rank(truth: np.ndarray, score: np.ndarray, valid: np.ndarray) -> np.n
         return np.where((pos > 0) & (neg > 0), u / (pos * neg), np.nan)
 
 
-def _counts(truth: np.ndarray, called: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
-    return {
-        "tp": (called & truth & valid).sum(axis=1),
-        "fp": (called & ~truth & valid).sum(axis=1),
-        "tn": (~called & ~truth & valid).sum(axis=1),
-        "fn": (~called & truth & valid).sum(axis=1),
-    }
-
-
 def youden_thresholds(
     truth: np.ndarray, score: np.ndarray, valid: np.ndarray, folds: np.ndarray
 ) -> np.ndarray:
@@ -167,7 +158,7 @@ def _macro(
     ss, auc = [], []
     for c in range(n_classes):
         truth = np.broadcast_to(label_index == c, valid.shape)
-        ss.append(rates(_counts(truth, called == c, valid))["ss_avg"])
+        ss.append(rates(counts(truth, called == c, valid))["ss_avg"])
         auc.append(auc_by_rank(truth, probs[:, :, c], valid))
     with np.errstate(invalid="ignore", divide="ignore"):
         top1 = ((called == label_index) & valid).sum(axis=1) / valid.sum(axis=1)
@@ -208,7 +199,7 @@ def ensemble_point_metrics(
         valid = count > 0
         score = probs[:, :, pos_cols].sum(axis=2)
         thr = _thresholds(truth, score, valid, cube.folds, threshold, threshold_rule)
-        c = _counts(np.broadcast_to(truth, valid.shape), score >= thr, valid)
+        c = counts(np.broadcast_to(truth, valid.shape), score >= thr, valid)
         r = rates(c)
         table = {
             "n_sequences": chunk.sum(axis=1),

@@ -195,6 +195,11 @@ def sequence_metrics(
     return pd.DataFrame(rows)
 
 
+#: The bootstrap columns of an ensemble row, binary and macro.
+BOOTSTRAP_COLUMNS = ["ss_avg_lo", "ss_avg_hi", "auc_lo", "auc_hi", "n_boot", "boot_skipped"]
+MACRO_BOOTSTRAP_COLUMNS = ["macro_ss_avg_lo", "macro_ss_avg_hi", "macro_auc_lo", "macro_auc_hi"]
+
+
 def shown_ensembles(ranked: pd.DataFrame, top: int) -> list[str]:
     """Return the names of the ensembles shown in detail (bootstrap intervals, per-class
     tables): the ``top`` first of the ranked table, the best of each size and every sequence
@@ -206,7 +211,7 @@ def shown_ensembles(ranked: pd.DataFrame, top: int) -> list[str]:
     return list(ranked.loc[keep, "ensemble"])
 
 
-def _ensemble_intervals(
+def ensemble_intervals(
     scores: pd.DataFrame, name: str, classes, positive, threshold, rule, n_boot, seed, t_rule
 ) -> dict:
     """Return the bootstrap-interval columns of one ensemble (its combined patient scores
@@ -218,11 +223,6 @@ def _ensemble_intervals(
     out = {k: row[k] for k in BOOTSTRAP_COLUMNS}
     macro = multiclass_metrics(combined, classes, n_boot=n_boot, seed=seed)[0]
     return {**out, **{k: macro[k] for k in MACRO_BOOTSTRAP_COLUMNS}}
-
-
-#: The bootstrap columns of an ensemble row, binary and macro.
-BOOTSTRAP_COLUMNS = ["ss_avg_lo", "ss_avg_hi", "auc_lo", "auc_hi", "n_boot", "boot_skipped"]
-MACRO_BOOTSTRAP_COLUMNS = ["macro_ss_avg_lo", "macro_ss_avg_hi", "macro_auc_lo", "macro_auc_hi"]
 
 
 def ensemble_metrics(
@@ -269,7 +269,7 @@ def ensemble_metrics(
     boot[["n_boot", "boot_skipped"]] = 0
     shown = table["ensemble"].isin(shown_ensembles(table, top))
     for i in table.index[shown]:
-        boot.loc[i] = _ensemble_intervals(
+        boot.loc[i] = ensemble_intervals(
             scores, table.at[i, "ensemble"], classes, positive, threshold, rule, n_boot, seed,
             threshold_rule,
         )  # fmt: skip
