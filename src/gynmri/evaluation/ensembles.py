@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from gynmri.evaluation.confusion import counts, rates, wilson_intervals
 from gynmri.evaluation.scoring import COMBINE_RULES, combinations_of, prob_columns
+from gynmri.evaluation.stats import auc_rows
 from gynmri.evaluation.thresholds import choose_threshold
 
 #: Ensembles combined at once: bounds the (ensembles, patients, classes) arrays' memory.
@@ -100,16 +100,6 @@ def combine(cube: ScoreCube, members: np.ndarray, rule: str) -> tuple[np.ndarray
     return out, count
 
 
-def auc_by_rank(truth: np.ndarray, score: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Return the ROC AUC of each row of ``score`` (E, N) over its ``valid`` patients: the
-    Mann-Whitney U with mid-ranks for ties; NaN where a class is absent."""
-    ranks = rankdata(np.where(valid, score, np.inf), axis=1)  # invalid ranks come last
-    pos, neg = (truth & valid).sum(axis=1), (~truth & valid).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u = (ranks * (truth & valid)).sum(axis=1) - pos * (pos + 1) / 2
-        return np.where((pos > 0) & (neg > 0), u / (pos * neg), np.nan)
-
-
 def youden_thresholds(
     truth: np.ndarray, score: np.ndarray, valid: np.ndarray, folds: np.ndarray
 ) -> np.ndarray:
@@ -159,7 +149,7 @@ def _macro(
     for c in range(n_classes):
         truth = np.broadcast_to(label_index == c, valid.shape)
         ss.append(rates(counts(truth, called == c, valid))["ss_avg"])
-        auc.append(auc_by_rank(truth, probs[:, :, c], valid))
+        auc.append(auc_rows(truth, probs[:, :, c], valid))
     with np.errstate(invalid="ignore", divide="ignore"):
         top1 = ((called == label_index) & valid).sum(axis=1) / valid.sum(axis=1)
     return {
@@ -209,7 +199,7 @@ def ensemble_point_metrics(
             "n_positive": (valid & truth).sum(axis=1),
             **c,
             **{k: r[k] for k in ("accuracy", "sensitivity", "specificity", "ss_avg")},
-            "auc": auc_by_rank(np.broadcast_to(truth, valid.shape), score, valid),
+            "auc": auc_rows(np.broadcast_to(truth, valid.shape), score, valid),
         }
         if wilson:
             table.update(ppv=r["ppv"], npv=r["npv"], **wilson_intervals(c))

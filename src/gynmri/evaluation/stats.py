@@ -82,12 +82,17 @@ def vectorised(fn: Callable) -> Callable:
 
 
 @vectorised
-def auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """ROC AUC of each row (Mann-Whitney U with mid-ranks for ties); NaN with one class only."""
+def auc_rows(y: np.ndarray, s: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """ROC AUC of each row (Mann-Whitney U with mid-ranks for ties); NaN with one class only.
+    ``valid`` (like ``s``): count only these elements of each row (e.g. the patients an
+    ensemble scores)."""
     y = np.asarray(y, bool)
+    if valid is not None:
+        valid = np.asarray(valid, bool)
+        s, y = np.where(valid, s, np.inf), y & valid  # left-out elements rank last, unused
     ranks = rankdata(s, axis=1)
     n_pos = y.sum(axis=1)
-    n_neg = y.shape[1] - n_pos
+    n_neg = (y.shape[1] if valid is None else valid.sum(axis=1)) - n_pos
     with np.errstate(divide="ignore", invalid="ignore"):
         u = (ranks * y).sum(axis=1) - n_pos * (n_pos + 1) / 2
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
