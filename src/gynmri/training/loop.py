@@ -27,20 +27,20 @@ from gynmri.config import section
 from gynmri.evaluation.confusion import macro_recall
 from gynmri.training.checkpoints import HISTORY_COLUMNS, Checkpoints, run_fingerprint
 from gynmri.training.model import MobileNetV2, build_model
-from gynmri.training.runtime import compiling_once
 from gynmri.training.sampler import BatchSampler
-from gynmri.training.step import make_optimizer, make_train_step, predict_proba
+from gynmri.training.step import SharedTrainStep, make_optimizer, predict_proba
 
 
 def _epoch(step, state: Any, sampler: BatchSampler, data_key: jax.Array, first: int, steps: int):
     """Return (state, mean training loss) after ``steps`` steps from global step ``first``."""
     seed = tuple(int(w) for w in np.asarray(jax.random.key_data(data_key)).ravel())
     losses = []
+    leaves = step.flatten(state)
     for k in range(first, first + steps):
         images, cls, draw = sampler.batch(seed, k)
-        state, loss = step(state, jax.random.fold_in(data_key, k), images, cls, draw)
+        leaves, loss = step(leaves, jax.random.fold_in(data_key, k), images, cls, draw)
         losses.append(loss)  # kept on device: fetching each would stall the dispatch queue
-    return state, float(jnp.mean(jnp.stack(losses)))
+    return step.unflatten(leaves), float(jnp.mean(jnp.stack(losses)))
 
 
 def _validate(model: MobileNetV2, images: np.ndarray | None, labels: np.ndarray | None):
@@ -67,44 +67,23 @@ def _resume(checkpoints: Checkpoints | None, state: Any, data_key: jax.Array, lo
     return state, data_key, rows, global_step
 
 
-def _networks(
-    n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps: int, shape: tuple
-):
-    """Return (model in train mode, optimizer, their split state, the jitted train step for
-    slices of ``shape``; its first call holds the program's lock, :func:`compiling_once`)."""
+def _networks(n_classes: int, model_cfg: dict, cfg: dict, pool: int, total_steps: int):
+    """Return (model in train mode, optimizer, their split state, the train step: traced once
+    for all jobs, :class:`gynmri.training.step.SharedTrainStep`)."""
     model = build_model(n_classes, model_cfg, cfg["seed"])
     optimizer = make_optimizer(model, cfg["learning_rate"], cfg["weight_decay"], total_steps)
     model.train()
     graphdef, state = nnx.split((model, optimizer))
-    step = make_train_step(
+    step = SharedTrainStep(
         graphdef,
+        state,
         cfg["batch_size"],
         cfg["augment"],
         model.in_channels,
         images_per_class=pool,
         aug_key=jax.random.fold_in(jax.random.key(cfg["seed"]), 2),
     )
-    # What the compiled step depends on: architecture, batch, augmentation, pool, slices (the
-    # optimizer's settings are in its state, not in the program).
-    settings = [cfg[k] for k in ("batch_size", "augment")]
-    program = repr(("train_step", n_classes, sorted(model_cfg.items()), settings, pool, shape))
-    return model, optimizer, state, _compiled_once(step, program)
-
-
-def _compiled_once(step, program: str):
-    """Return ``step`` whose first call (the one that compiles the step, or loads it from the
-    persistent cache) holds ``program``'s lock (:func:`compiling_once`)."""
-    calls = 0
-
-    def call(*args):
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            return step(*args)
-        with compiling_once(program):
-            return step(*args)
-
-    return call
+    return model, optimizer, state, step
 
 
 def fit(
@@ -143,7 +122,7 @@ def fit(
     steps_per_epoch = max(1, cfg["images_per_epoch"] // batch_size)
 
     model, optimizer, state, step = _networks(
-        n_classes, model_cfg, cfg, pool, epochs * steps_per_epoch, train_images.shape[1:]
+        n_classes, model_cfg, cfg, pool, epochs * steps_per_epoch
     )
     checkpoints = None
     if checkpoint_dir is not None:  # a run is resumed only into the same settings and data

@@ -14,6 +14,7 @@ from flax import nnx
 
 from gynmri.training.augment import settings as augment_settings
 from gynmri.training.model import MobileNetV2, to_nhwc
+from gynmri.training.programs import SharedProgram, describe_structure
 from gynmri.training.sampler import augment_draws
 
 #: Slices per forward pass in prediction, Grad-CAM and validation: one compiled shape per model.
@@ -130,10 +131,78 @@ def _train_step(
     return nnx.state((model, optimizer)), loss
 
 
+class SharedTrainStep:
+    """The train step of :func:`make_train_step` on the flat leaves of the (model, optimizer)
+    state, traced once for every job that shares the compilation cache
+    (:class:`gynmri.training.programs.SharedProgram`).
+
+    ``flatten(state)`` gives the leaves a training loop carries from step to step (unflattening
+    every step would cost milliseconds of Python); ``unflatten(leaves)`` the nnx state again.
+    """
+
+    def __init__(
+        self,
+        graphdef: Any,
+        state: Any,
+        batch_size: int,
+        aug_cfg: Mapping[str, Any] | None,
+        in_channels: int,
+        images_per_class: int | None = None,
+        aug_key: jax.Array | None = None,
+    ):
+        static = (graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels))
+        static += (int(images_per_class or 0),)
+        self.treedef = treedef = jax.tree.structure(state)
+        self.aug_key = jax.random.key_data(jax.random.key(0) if aug_key is None else aug_key)
+
+        def train_step(leaves, key, images, cls, draw, aug_key):  # noqa: ANN001, ANN202
+            new, loss = _train_step(
+                *static,
+                jax.tree.unflatten(treedef, leaves),
+                jax.random.wrap_key_data(key),
+                images,
+                cls,
+                draw,
+                jax.random.wrap_key_data(aug_key),
+            )
+            if jax.tree.structure(new) != treedef:
+                raise AssertionError("the train step changed the state's structure")
+            return jax.tree.leaves(new), loss
+
+        description = "\n".join((describe_structure(graphdef), str(treedef), repr(static[1:])))
+        self.program = SharedProgram(train_step, description, donate_argnums=(0,))
+
+    def flatten(self, state: Any) -> list[jax.Array]:
+        """Return the state's leaves, on the device (committed: one program for every call)."""
+        return jax.device_put(jax.tree.leaves(state), jax.devices()[0])
+
+    def unflatten(self, leaves: list[jax.Array]) -> Any:
+        return jax.tree.unflatten(self.treedef, leaves)
+
+    def __call__(self, leaves: list[jax.Array], key: jax.Array, images, cls, draw):  # noqa: ANN001
+        """Return (leaves, loss) after one step on the batch (images, cls, draw)."""
+        return self.program(leaves, jax.random.key_data(key), images, cls, draw, self.aug_key)
+
+
 @partial(jax.jit, static_argnums=(0,))
 def _forward_proba(graphdef: Any, state: Any, images: jax.Array) -> jax.Array:
     model = nnx.merge(graphdef, state)
     return jax.nn.softmax(model(to_nhwc(images, model.in_channels)), axis=-1)
+
+
+#: The forward pass of each model structure met in this process (traced once for all jobs).
+_FORWARD: dict[Any, SharedProgram] = {}
+
+
+def _forward_program(graphdef: Any, treedef: Any) -> SharedProgram:
+    if (graphdef, treedef) not in _FORWARD:
+
+        def forward_proba(leaves, images):  # noqa: ANN001, ANN202
+            return _forward_proba(graphdef, jax.tree.unflatten(treedef, leaves), images)
+
+        description = describe_structure(graphdef) + "\n" + str(treedef)
+        _FORWARD[graphdef, treedef] = SharedProgram(forward_proba, description)
+    return _FORWARD[graphdef, treedef]
 
 
 def predict_proba(
@@ -142,7 +211,7 @@ def predict_proba(
     """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode.
 
     Slices go through in batches of exactly ``batch_size`` (the last one padded), so that the
-    forward pass compiles once per architecture, whatever N.
+    forward pass compiles once per architecture, whatever N (and is traced once for all jobs).
     """
     images = np.asarray(images, np.float32)
     n = images.shape[0]
@@ -150,9 +219,11 @@ def predict_proba(
         return np.zeros((0, model.num_classes), np.float32)
     model.eval()
     graphdef, state = nnx.split(model)
+    forward = _forward_program(graphdef, jax.tree.structure(state))
+    leaves = jax.device_put(jax.tree.leaves(state), jax.devices()[0])
     out = []
     for chunk, real in fixed_batches(images, batch_size):
-        out.append(_forward_proba(graphdef, state, jnp.asarray(chunk))[:real])
+        out.append(forward(leaves, chunk)[:real])
     return np.asarray(jnp.concatenate(out))
 
 
