@@ -127,8 +127,8 @@ def run_demo(
     (wall seconds, CPU seconds of the snakemake process)."""
     env = {**(env or os.environ), "GYNMRI_JAX_CACHE": str(run / ".cache" / "jax")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *extra]
-    if configfile:
-        cmd += ["--configfile", configfile]
+    if configfile:  # one file, or several (space-separated) that Snakemake merges in order
+        cmd += ["--configfile", *configfile.split()]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     cpu = [0.0]

@@ -4,6 +4,7 @@ rule) from scratch, locally or on the tests' one-node SLURM cluster.
     python bench/study.py                     # locally, --cores 2
     python bench/study.py --slurm             # every job through sbatch (root; slurm-wlm, munge)
     python bench/study.py --keep /tmp/study   # keep the run folder (report: results/report/)
+    python bench/study.py --cut [--slurm]     # the cut CI runs: config/rehearsal-cut.yaml on top
 
 Copies this checkout's tracked files to a fresh folder, runs Snakemake with an empty XLA
 compilation cache, and prints the jobs, the wall time, the time by rule (bench/profile.py's
@@ -23,6 +24,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "config/rehearsal.yaml"
+#: What CI runs of the rehearsal (3 sequences, 2 folds, 12 patients; tests/test_slurm.py).
+CUT = "config/rehearsal-cut.yaml"
 
 
 def _module(name: str, path: Path):  # noqa: ANN202
@@ -50,6 +53,7 @@ def summary(run: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--slurm", action="store_true", help="submit every job to a test SLURM cluster")
+    p.add_argument("--cut", action="store_true", help=f"the cut CI runs ({CUT} on top)")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--keep", type=Path, help="run in this folder and keep it")
     args = p.parse_args()
@@ -72,7 +76,8 @@ def main() -> None:
             cluster.start()
             extra, env = snakemake_arguments(), cluster.env
         try:
-            wall, snakemake_cpu = profile.run_demo(run, CONFIG, args.cores, extra, env)
+            configs = f"{CONFIG} {CUT}" if args.cut else CONFIG
+            wall, snakemake_cpu = profile.run_demo(run, configs, args.cores, extra, env)
         finally:
             if cluster is not None:
                 cluster.stop()

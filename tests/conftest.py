@@ -32,9 +32,9 @@ def session_folder(tmp_path_factory) -> Path:
 
 
 def finished_run(tmp_path_factory, name: str, config: str) -> Path:
-    """Return the folder of a whole workflow run on tests/configs/<config>, made once per test
-    session: the first worker that needs it runs it, the others wait for it and share it (they
-    only read it or copy it)."""
+    """Return the folder of a whole workflow run on tests/configs/<config> (or the text of a
+    configuration), made once per test session: the first worker that needs it runs it, the
+    others wait for it and share it (they only read it or copy it)."""
     from test_workflow import ROOT, snakemake
 
     workdir = session_folder(tmp_path_factory) / name
@@ -43,11 +43,33 @@ def finished_run(tmp_path_factory, name: str, config: str) -> Path:
         if not (workdir / ".finished").exists():
             shutil.rmtree(workdir, ignore_errors=True)  # a run that failed in another worker
             workdir.mkdir()
-            text = (ROOT / "tests" / "configs" / config).read_text()
+            path = ROOT / "tests" / "configs" / config
+            text = path.read_text() if config.endswith(".yaml") else config
             (workdir / "config.yaml").write_text(text)
             snakemake(workdir, "--cores", "2")
             (workdir / ".finished").touch()
     return workdir
+
+
+def rehearsal_cut() -> dict:
+    """Return config/rehearsal.yaml with config/rehearsal-cut.yaml on top, merged as Snakemake
+    merges several --configfile (the cut of the study's rehearsal that CI runs)."""
+    import yaml
+    from snakemake.utils import update_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config/rehearsal.yaml").read_text())
+    update_config(config, yaml.safe_load((root / "config/rehearsal-cut.yaml").read_text()))
+    return config
+
+
+@pytest.fixture(scope="session")
+def cut_run(tmp_path_factory, shared_jax_cache):
+    """The rehearsal's cut (every rule of the study's path: 12 patients of three hospitals with
+    their protocols' gaps, 3 of the 15 sequences, 2 folds, 2000 resamples), once per session."""
+    import yaml
+
+    return finished_run(tmp_path_factory, "rehearsal-cut", yaml.safe_dump(rehearsal_cut()))
 
 
 @pytest.fixture(scope="session")

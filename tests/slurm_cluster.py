@@ -80,7 +80,7 @@ SlurmdPidFile={self.root}/slurmd.pid
 SlurmctldLogFile={self.root}/log/slurmctld.log
 SlurmdLogFile={self.root}/log/slurmd.log
 NodeName={host} CPUs={os.cpu_count()} RealMemory={mem_mb} State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 """)
         for daemon in ("slurmctld", "slurmd"):
             subprocess.run(
@@ -138,9 +138,11 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
             self.conf.unlink()
 
 
-def snakemake_arguments(jobs: int = 4) -> list[str]:
+def snakemake_arguments(jobs: int = 8) -> list[str]:
     """Return the snakemake arguments that send every job to this cluster's ``debug``
-    partition (no accounting: job states from squeue; short status intervals)."""
+    partition (no accounting: job states from squeue; short status intervals). The partition lets up to 4 jobs share a core
+    (OverSubscribe=FORCE:4): jobs of a few seconds then run side by side instead of one per
+    core and status check (SLURM's polling, not their work, would set the pace)."""
     return [
         "--executor",
         "slurm",

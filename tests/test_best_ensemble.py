@@ -99,3 +99,20 @@ def test_a_single_sequence_ranked_first_is_the_best_ensemble_everywhere(predicti
     )
     assert inputs.best == "DWI"
     assert "The best ensemble (DWI)" in render_report(inputs)
+
+
+def test_an_ensemble_that_cannot_score_every_patient_ranks_after_those_that_can(predictions):
+    """Where a hospital lacks DWI, DWI alone reads fewer patients: however well it does on them,
+    the best ensemble is one that scores every patient (the readers read them all)."""
+    lacking = {f"P{i:02d}" for i in range(0, 24, 4)}  # a quarter of the patients, both classes
+    gaps = predictions[~((predictions["sequence"] == "DWI") & predictions["patient"].isin(lacking))]
+    evaluate = section("evaluate", {})
+    folds = gaps[["patient", "fold"]].drop_duplicates()
+    _, ensembles, _ = evaluate_all(gaps, folds, CLASSES, ["sarcoma"], ["T2axi", "DWI"], evaluate)
+    dwi = ensembles.set_index("ensemble").loc["DWI"]
+    assert dwi["patients_without_any"] == len(lacking) and dwi["ss_avg"] == 1.0
+    assert ensembles["patients_without_any"].iloc[:2].tolist() == [0, 0]
+    assert ensembles["ensemble"].iloc[-1] == "DWI"  # the best SS-Avg, on 18 of 24 patients
+    assert best_ensemble(ensembles) == ("T2axi", "DWI")  # scores all 24, DWI where there is one
+    name, scores = study_model_scores(gaps, ensembles, CLASSES, evaluate)
+    assert len(scores) == 24

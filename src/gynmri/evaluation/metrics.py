@@ -244,7 +244,9 @@ def ensemble_metrics(
     Rows carry the binary metrics of the positive classes and the multi-class columns, computed
     for all 2^S - 1 ensembles at once (:mod:`gynmri.evaluation.ensembles`); ``rank_by``
     (ss_avg, auc, macro_ss_avg, macro_auc) orders them, ties going to the higher AUC and then
-    to fewer sequences. The first row is the best ensemble
+    to fewer sequences, after the ensembles that score every patient (``patients_without_any``
+    0: where hospitals lack a sequence, an ensemble of it alone reads fewer patients). The first
+    row is the best ensemble
     (:func:`gynmri.evaluation.scoring.best_ensemble`).
 
     ``n_boot > 0`` adds Wilson intervals to every row and bootstrap intervals (as
@@ -258,8 +260,12 @@ def ensemble_metrics(
         threshold_rule=threshold_rule, wilson=n_boot > 0,
     )  # fmt: skip
     second = "macro_auc" if rank_by.startswith("macro") else "auc"
+    # Ensembles that score every patient first: a metric over the patients an ensemble can read
+    # (those with one of its sequences) is not comparable with one over the whole cohort, and
+    # the best ensemble is the model compared with the readers and deployed for every patient.
     table = table.sort_values(
-        [rank_by, second, "n_sequences"], ascending=[False, False, True]
+        ["patients_without_any", rank_by, second, "n_sequences"],
+        ascending=[True, False, False, True],
     ).reset_index(drop=True)
     if n_boot <= 0:
         return table

@@ -9,7 +9,8 @@ of its positive-class probabilities, so the same code serves two classes or more
 
 **The best ensemble** is the first row of the ensembles table: every combination of the
 configured sequences, single sequences included, ranked by ``evaluate.rank_by`` (ties: the
-higher AUC, then fewer sequences). The report's ROC figure, the model compared with the
+higher AUC, then fewer sequences), those that score every patient of the cohort first (an
+ensemble of sequences some hospitals lack reads fewer patients). The report's ROC figure, the model compared with the
 readers, the slice-selection evaluation and the model ``gynmri predict`` applies (the manifest)
 all take it from :func:`best_ensemble`.
 """

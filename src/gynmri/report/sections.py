@@ -143,7 +143,7 @@ def _ensembles(r: ReportInputs) -> list[str]:
     """The top ensembles, the best of each size, the metric by size, the full table's link."""
     ens, ecfg = r.ensembles, r.config["evaluate"]
     rank_by = html.escape(ecfg["rank_by"])
-    first = ["ensemble", "n_sequences", "patients_missing_a_sequence"]
+    first = ["ensemble", "n_sequences", "patients_missing_a_sequence", "patients_without_any"]
     by_size = ens.loc[~ens["n_sequences"].duplicated()].sort_values("n_sequences")
     intervals = (
         f" Bootstrap intervals are given for the first {ecfg['top_ensembles']} ensembles of the "
@@ -155,7 +155,8 @@ def _ensembles(r: ReportInputs) -> list[str]:
     return [
         f"<h2>Ensembles over sequences (best {rank_by} first)</h2>",
         f'<p class="note">{len(ens)} ensembles (every combination of the '
-        f"{len(r.config['sequences']['use'])} sequences); the full table: "
+        f"{len(r.config['sequences']['use'])} sequences), those that score every patient first "
+        "(patients_without_any 0); the full table: "
         '<a href="../metrics/ensembles.tsv">results/metrics/ensembles.tsv</a>.'
         f"{intervals}</p>",
         table(r.keep(ens.head(10), first), r.percent),
