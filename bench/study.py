@@ -24,7 +24,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "config/rehearsal.yaml"
-#: What CI runs of the rehearsal (3 sequences, 2 folds, 12 patients; tests/test_slurm.py).
+#: What CI runs of the rehearsal (2 sequences, 2 folds, 10 patients; tests/test_rehearsal.py).
 CUT = "config/rehearsal-cut.yaml"
 
 

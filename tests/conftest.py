@@ -65,8 +65,8 @@ def rehearsal_cut() -> dict:
 
 @pytest.fixture(scope="session")
 def cut_run(tmp_path_factory, shared_jax_cache):
-    """The rehearsal's cut (every rule of the study's path: 12 patients of three hospitals with
-    their protocols' gaps, 3 of the 15 sequences, 2 folds, 2000 resamples), once per session."""
+    """The rehearsal's cut (every rule of the study's path: 10 patients of three hospitals with
+    their protocols' gaps, 2 of the 15 sequences, 2 folds, 2000 resamples), once per session."""
     import yaml
 
     return finished_run(tmp_path_factory, "rehearsal-cut", yaml.safe_dump(rehearsal_cut()))

@@ -5,7 +5,8 @@ config/rehearsal-cut.yaml on top: the study's path with the hospitals' missing s
 of it retrains one classifier through sbatch (``--forcerun`` on its model: the training, its
 predictions and everything after them, about a dozen SLURM jobs), and the retrained model must
 predict what the local one did. ``python bench/study.py --cut --slurm`` runs the whole cut through
-sbatch (409 s here, against 192 s locally: SLURM's status polling sets the pace).
+sbatch (with 3 sequences and 12 patients: 409 s here, against 192 s locally; SLURM's status
+polling, not the jobs' work, sets the pace).
 """
 
 import os
@@ -54,7 +55,7 @@ def test_trainings_through_sbatch_match_the_local_run(cluster, cut_run, tmp_path
     assert set(submitted) <= allocated  # every job Snakemake reported was scheduled by slurmctld
     # the retrained model predicts what the local run's did; the other models are not remade
     predictions = sorted(cut_run.glob("results/models/*/fold*/predictions.parquet"))
-    assert len(predictions) == 6
+    assert len(predictions) == 4
     for local in predictions:
         again = remote / local.relative_to(cut_run)
         remade = again.stat().st_mtime > local.stat().st_mtime
