@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ def load_rules(path: str | Path) -> list[dict]:
             if key in rule:
                 try:
                     re.compile(rule[key])
+                    _whole_tokens(rule[key])
                 except re.error as err:
                     raise ValueError(f"{path}: rule {i + 1} {key} regex: {err}") from None
     return rules
@@ -61,8 +63,19 @@ def check_known(use: list[str], rules: list[dict], where: str) -> None:
         )
 
 
+#: Letters and digits make tokens; everything else (_ - / space + * . , = parentheses) separates.
+_TOKEN_CHAR = "[a-z0-9]"
+
+
+@cache
+def _whole_tokens(pattern: str) -> re.Pattern:
+    """Return ``pattern`` compiled to match only from the start of a token to the end of one
+    (case-insensitive): 't1' finds 't1_tse' and 'Ax T1' but not 'REST1' or 'T1rho'."""
+    return re.compile(f"(?<!{_TOKEN_CHAR})(?:{pattern})(?!{_TOKEN_CHAR})", re.IGNORECASE)
+
+
 def _matches(rule: dict, series: Series) -> bool:
-    if "description" in rule and not re.search(rule["description"], series.text, re.IGNORECASE):
+    if "description" in rule and not _whole_tokens(rule["description"]).search(series.text):
         return False
     if "image_type" in rule and not re.search(rule["image_type"], series.image_type, re.IGNORECASE):
         return False
@@ -75,15 +88,14 @@ def _matches(rule: dict, series: Series) -> bool:
     return True
 
 
-# Post-contrast series are not always tagged: sites also say so in the description.
-_CONTRAST_WORDS = re.compile(
-    r"(\+c\b|\bgd\b|gad|contrast|post|\bce[-_ ]|\bce$|dyn|vibe.*(post|\+))", re.I
-)
+# Post-contrast series are not always tagged: sites also say so in the description (whole tokens:
+# 'post' but not 'posterior', 'ce' but not 'fsce'; '+C' and 'C+' as GE writes them).
+_CONTRAST_WORDS = r"(\+\s?c|c\+|\+\s?gd|gd|gad\w*|contrast|post|ce|dyn(amic)?|enh(anced)?)"
 
 
 def _has_contrast(series: Series) -> bool:
     """Return True when the header or the description says a contrast agent was given."""
-    return series.contrast or bool(_CONTRAST_WORDS.search(series.text))
+    return series.contrast or bool(_whole_tokens(_CONTRAST_WORDS).search(series.text))
 
 
 def name_series(rules: list[dict], series: Series) -> Naming:
