@@ -14,7 +14,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import nnx
 
 from gynmri.training.checkpoints import Checkpoints, run_fingerprint
@@ -24,7 +23,6 @@ from gynmri.training.weights import flat_state
 
 SETUP = """
 import numpy as np
-import pytest
 rng = np.random.default_rng(0)
 labels = np.arange(24) % 3
 images = rng.standard_normal((24, 32, 32)).astype(np.float32) + labels[:, None, None]
@@ -144,20 +142,3 @@ def test_pool_draws_are_fixed_images():
         seen.update(np.asarray(x[j]).round(5).tobytes() for j in range(16))
         assert set(np.asarray(cls).tolist()) <= {0, 1}
     assert 3 < len(seen) <= 6
-
-
-@pytest.mark.parametrize("pool", [0, 3])
-def test_a_traced_pool_size_draws_what_a_constant_one_does(pool):
-    """The train step takes the pool size as an argument (one program for a pooled classifier
-    and its detector, which draws fresh augmentations): the same batches either way."""
-    images = np.asarray(jax.random.normal(jax.random.key(0), (16, 12, 12)))
-    cls, draw = np.arange(16, dtype=np.int32) % 2, np.arange(16, dtype=np.int32) % 3
-    aug = (("contrast", 0.5), ("flip_lr", True), ("rotate_deg", 20))
-    key, aug_key = jax.random.key(5), jax.random.key(1)
-    constant = jax.jit(lambda x: augment_draws(key, x, cls, draw, aug, pool, aug_key))(images)
-    traced = jax.jit(lambda x, p: augment_draws(key, x, cls, draw, aug, p, aug_key))(
-        images, jnp.int32(pool)
-    )
-    np.testing.assert_array_equal(np.asarray(constant), np.asarray(traced))
-    other = jax.jit(lambda x: augment_draws(key, x, cls, draw, aug, 3 - pool, aug_key))(images)
-    assert not np.allclose(np.asarray(other), np.asarray(traced))  # the two ways differ

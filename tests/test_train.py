@@ -234,11 +234,11 @@ def test_one_program_serves_every_learning_rate_and_length():
             4,
             _freeze(None),
             1,
+            0,
             state,
             *args,
             jnp.zeros(4, jnp.int32),
             jax.random.key(1),
-            jnp.int32(0),
         )
         texts.append(lowered.as_text())
     assert texts[0] == texts[1]

@@ -11,7 +11,6 @@ their counts (the study's "augmented to the same number per class"), and sends o
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gynmri.training.augment import augment_batch, augment_with_keys
@@ -71,26 +70,15 @@ def augment_draws(
     cls: jax.Array,
     draw: jax.Array,
     aug: tuple,
-    pool: int | jax.Array,
+    pool: int,
     aug_key: jax.Array,
 ) -> jax.Array:
-    """Return a drawn batch (B, H, W) augmented on the device: with a pool (``pool`` > 0), pool
-    item (c, i) is augmented with key ``fold_in(fold_in(aug_key, c), i)`` wherever it is drawn;
-    without, each image gets a fresh augmentation from ``key``.
-
-    ``pool`` may be traced: both ways are in the program and XLA runs one (``lax.cond``), so a
-    classifier (pooled) and a detector (fresh draws) of the same shapes share one program.
-    """
-
-    def pooled(images: jax.Array) -> jax.Array:
+    """Return a drawn batch (B, H, W) augmented on the device: with a pool, pool item (c, i) is
+    augmented with key ``fold_in(fold_in(aug_key, c), i)`` wherever it is drawn; without, each
+    image gets a fresh augmentation from ``key``."""
+    if pool:
         keys = jax.vmap(lambda c, i: jax.random.fold_in(jax.random.fold_in(aug_key, c), i))(
             cls, draw
         )
         return augment_with_keys(keys, images, dict(aug))
-
-    def fresh(images: jax.Array) -> jax.Array:
-        return augment_batch(key, images, dict(aug))
-
-    if isinstance(pool, int):  # known when traced: only the way taken is in the program
-        return pooled(images) if pool else fresh(images)
-    return jax.lax.cond(pool > 0, pooled, fresh, jnp.asarray(images, jnp.float32))
+    return augment_batch(key, images, dict(aug))

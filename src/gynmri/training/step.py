@@ -97,32 +97,27 @@ def make_train_step(
     pool = int(images_per_class or 0)
     if pool < 0:
         raise ValueError(f"images_per_class must be >= 1 (or absent), got {images_per_class}")
-    step = partial(_train_step, graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels))
+    step = partial(_train_step, graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels), pool)
     if aug_key is None:
         aug_key = jax.random.key(0)
-    pool_size = jnp.asarray(pool, jnp.int32)
-    return lambda state, key, images, cls, draw: step(
-        state, key, images, cls, draw, aug_key, pool_size
-    )
+    return lambda state, key, images, cls, draw: step(state, key, images, cls, draw, aug_key)
 
 
 # Module-level and keyed on static arguments, so identical configurations compile once per
-# process; the (model, optimizer) state is donated so XLA updates weights in place. The pool size
-# is an argument, not a constant: a classifier (pooled draws) and its detector (fresh draws) run
-# one program.
-@partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4,))
+# process; the (model, optimizer) state is donated so XLA updates weights in place.
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4), donate_argnums=(5,))
 def _train_step(
     graphdef: Any,
     batch_size: int,
     aug: tuple,
     in_channels: int,
+    pool: int,
     state: Any,
     key: jax.Array,
     images: jax.Array,
     cls: jax.Array,
     draw: jax.Array,
     aug_key: jax.Array,
-    pool: jax.Array,
 ) -> tuple[Any, jax.Array]:
     model, optimizer = nnx.merge(graphdef, state)
     x = to_nhwc(augment_draws(key, images, cls, draw, aug, pool, aug_key), in_channels)
@@ -156,11 +151,11 @@ class SharedTrainStep:
         aug_key: jax.Array | None = None,
     ):
         static = (graphdef, int(batch_size), _freeze(aug_cfg), int(in_channels))
+        static += (int(images_per_class or 0),)
         self.treedef = treedef = jax.tree.structure(state)
         self.aug_key = jax.random.key_data(jax.random.key(0) if aug_key is None else aug_key)
-        self.pool = np.int32(images_per_class or 0)
 
-        def train_step(leaves, key, images, cls, draw, aug_key, pool):  # noqa: ANN001, ANN202
+        def train_step(leaves, key, images, cls, draw, aug_key):  # noqa: ANN001, ANN202
             new, loss = _train_step(
                 *static,
                 jax.tree.unflatten(treedef, leaves),
@@ -169,7 +164,6 @@ class SharedTrainStep:
                 cls,
                 draw,
                 jax.random.wrap_key_data(aug_key),
-                pool,
             )
             if jax.tree.structure(new) != treedef:
                 raise AssertionError("the train step changed the state's structure")
@@ -187,9 +181,7 @@ class SharedTrainStep:
 
     def __call__(self, leaves: list[jax.Array], key: jax.Array, images, cls, draw):  # noqa: ANN001
         """Return (leaves, loss) after one step on the batch (images, cls, draw)."""
-        return self.program(
-            leaves, jax.random.key_data(key), images, cls, draw, self.aug_key, self.pool
-        )
+        return self.program(leaves, jax.random.key_data(key), images, cls, draw, self.aug_key)
 
 
 @partial(jax.jit, static_argnums=(0,))
