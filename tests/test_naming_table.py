@@ -1,4 +1,4 @@
-"""The rule table against 100 series descriptions as six vendors write them (Siemens, GE,
+"""The rule table against 109 series descriptions as six vendors write them (Siemens, GE,
 Philips, Canon/Toshiba, Fujifilm/Hitachi, United Imaging), decoys included: patterns match whole
 tokens only, so 'REST1' is not T1 and 'T1rho' is no T1, while 'T2W', 'sT2W' and 'T2WI' are T2.
 
@@ -54,6 +54,7 @@ TABLE = [
     ("t2_tse_tra_MPR", AX, (), "DERIVED\\SECONDARY", "x: derived"),
     ("t1_vibe_fs_tra_SUB", AX, (), ORIG, "x: derived"),
     ("ep2d_diff_tra", AX, (0,), ORIG, "unknown"),  # no b-value > 0: not DWI
+    ("ep2d_diff_tra_b50_800_EXP", AX, (), "DERIVED\\PRIMARY\\DIFFUSION\\EXP", "x: exponential ADC"),
     # GE
     ("Ax T2 FSE", AX, (), ORIG, "T2axi"),
     ("Sag T2 FSE", SAG, (), ORIG, "T2sag"),
@@ -65,6 +66,13 @@ TABLE = [
     ("Ax DWI 50,800", AX, (50, 800), ORIG, "DWI"),
     ("Apparent Diffusion Coefficient (mm2/s)", AX, (), "DERIVED\\PRIMARY\\ADC", "ADC"),
     ("Sag DWI b800", SAG, (0, 800), ORIG, "DWIsag"),
+    (
+        "Exponential Apparent Diffusion Coefficient",
+        AX,
+        (),
+        "DERIVED\\PRIMARY\\OTHER",
+        "x: exponential ADC",
+    ),
     ("Ax T1 FSE", AX, (), ORIG, "T1axi"),
     ("Sag T1 FSE", SAG, (), ORIG, "T1sag"),
     ("Ax LAVA FS", AX, (), ORIG, "T1FSaxi"),
@@ -90,6 +98,7 @@ TABLE = [
     ("DWI_b1000", AX, B, ORIG, "DWI"),
     ("DWI_SSh_b0_1000", AX, B, ORIG, "DWI"),
     ("dADC_DWI", AX, (), ADC_TYPE, "ADC"),
+    ("eADC_DWI", AX, (), "DERIVED\\PRIMARY\\EADC", "x: exponential ADC"),
     ("T1W_TSE_TRA", AX, (), ORIG, "T1axi"),
     ("T1W_mDIXON_TRA", AX, (), ORIG, "T1FSaxi"),
     ("T1W_mDIXON_TRA +C", AX, (), ORIG, "CET1axi"),
