@@ -52,8 +52,15 @@ def describe_structure(graphdef: Any) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(graphdef))
 
 
-def _avals(args: Sequence[Any]) -> str:
-    return str(jax.tree.map(lambda a: jax.ShapeDtypeStruct(jax.numpy.shape(a), _dtype(a)), args))
+def _shapes(args: Sequence[Any]) -> Any:
+    """Return ``args`` as shapes and dtypes only (what a trace sees)."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(jax.numpy.shape(a), _dtype(a)), args)
+
+
+def on_device(tree: Any) -> list[jax.Array]:
+    """Return the leaves of ``tree`` committed to the default device: a program called with
+    committed state compiles once (uncommitted first arguments would make a second program)."""
+    return jax.device_put(jax.tree.leaves(tree), jax.devices()[0])
 
 
 def _dtype(a: Any) -> Any:
@@ -94,7 +101,7 @@ class SharedProgram:
             (
                 self.fn.__name__,
                 self.description,
-                _avals(args),
+                str(_shapes(args)),
                 jax.default_backend(),
                 code_fingerprint(),
             )
@@ -112,10 +119,7 @@ class SharedProgram:
                     "XLA: %s: unreadable export %s (%s); tracing again", self.fn.__name__, path, err
                 )
         if exported is None:
-            shapes = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(jax.numpy.shape(a), _dtype(a)), args
-            )
-            exported = jax.export.export(jax.jit(self.fn))(*shapes)
+            exported = jax.export.export(jax.jit(self.fn))(*_shapes(args))
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.part")
             partial.write_bytes(exported.serialize())

@@ -14,7 +14,7 @@ from flax import nnx
 
 from gynmri.training.augment import settings as augment_settings
 from gynmri.training.model import MobileNetV2, to_nhwc
-from gynmri.training.programs import SharedProgram, describe_structure
+from gynmri.training.programs import SharedProgram, describe_structure, on_device
 from gynmri.training.sampler import augment_draws
 
 #: Slices per forward pass in prediction, Grad-CAM and validation: one compiled shape per model.
@@ -173,8 +173,8 @@ class SharedTrainStep:
         self.program = SharedProgram(train_step, description, donate_argnums=(0,))
 
     def flatten(self, state: Any) -> list[jax.Array]:
-        """Return the state's leaves, on the device (committed: one program for every call)."""
-        return jax.device_put(jax.tree.leaves(state), jax.devices()[0])
+        """Return the state's leaves, committed to the device (:func:`on_device`)."""
+        return on_device(state)
 
     def unflatten(self, leaves: list[jax.Array]) -> Any:
         return jax.tree.unflatten(self.treedef, leaves)
@@ -220,7 +220,7 @@ def predict_proba(
     model.eval()
     graphdef, state = nnx.split(model)
     forward = _forward_program(graphdef, jax.tree.structure(state))
-    leaves = jax.device_put(jax.tree.leaves(state), jax.devices()[0])
+    leaves = on_device(state)
     out = []
     for chunk, real in fixed_batches(images, batch_size):
         out.append(forward(leaves, chunk)[:real])
