@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from gynmri.config import load_config
 from gynmri.io.annotations import AnnotationError
+from gynmri.io.choice import TRACE_SINGLE
 from gynmri.io.dicom import discover, plane_of
 from gynmri.io.slices import read_slices, to_images, write_slices
 from gynmri.preprocessing.harmonize import canonical_grid, resample
@@ -90,6 +91,12 @@ def test_ingest_accounts_for_every_file_and_keeps_tumour_slices(cohort, config, 
         assert all(f["status"] in ("used", "excluded") for f in qc["files"])
         assert all(f["reason"] for f in qc["files"] if f["status"] == "excluded")
         assert set(table["sequence"]) == {"T2axi", "T2sag", "DWI"}
+        # QC says what each series' volumes are and how the DWI trace was had
+        dwi = next(s for s in qc["series"] if s["sequence"] == "DWI")
+        assert dwi["volumes"] == "magnitude b=0; magnitude b=1000", row.center
+        assert dwi["volume_used"] == "b=1000" and dwi["dwi_trace"] == TRACE_SINGLE
+        t2 = next(s for s in qc["series"] if s["sequence"] == "T2axi")
+        assert (t2["volumes"], t2["dwi_trace"]) == ("magnitude", "")
         assert (table["tumour_fraction"] >= config["harmonize"]["min_tumour_fraction"]).all()
         size = config["harmonize"]["size"]
         images = to_images(table)

@@ -1,4 +1,4 @@
-"""The rule table against 109 series descriptions as six vendors write them (Siemens, GE,
+"""The rule table against 112 series descriptions as six vendors write them (Siemens, GE,
 Philips, Canon/Toshiba, Fujifilm/Hitachi, United Imaging), decoys included: patterns match whole
 tokens only, so 'REST1' is not T1 and 'T1rho' is no T1, while 'T2W', 'sT2W' and 'T2WI' are T2.
 
@@ -55,6 +55,10 @@ TABLE = [
     ("t1_vibe_fs_tra_SUB", AX, (), ORIG, "x: derived"),
     ("ep2d_diff_tra", AX, (0,), ORIG, "unknown"),  # no b-value > 0: not DWI
     ("ep2d_diff_tra_b50_800_EXP", AX, (), "DERIVED\\PRIMARY\\DIFFUSION\\EXP", "x: exponential ADC"),
+    # the scanner's trace is the DWI radiologists read; a derived trace of other images is not
+    ("ep2d_diff_b50_800_tra_TRACEW", AX, (50, 800), "DERIVED\\PRIMARY\\DIFFUSION\\TRACEW\\ND", "DWI"),
+    ("ep2d_diff_b0_1000_sag_TRACEW", SAG, B, "DERIVED\\PRIMARY\\DIFFUSION\\TRACEW", "DWIsag"),
+    ("ep2d_diff_tra_TRACEW_MPR", AX, (), "DERIVED\\SECONDARY\\MPR", "x: derived"),
     # GE
     ("Ax T2 FSE", AX, (), ORIG, "T2axi"),
     ("Sag T2 FSE", SAG, (), ORIG, "T2sag"),

@@ -14,7 +14,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from gynmri.io.dicom import discover
-from gynmri.io.volumes import build_volumes, choose_volume
+from gynmri.io.choice import choose_volume
+from gynmri.io.volumes import build_volumes
 from gynmri.preprocessing.harmonize import SeriesError
 
 MR = "1.2.840.10008.5.1.4.1.1.4"

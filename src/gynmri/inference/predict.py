@@ -94,7 +94,7 @@ def read_exam(exam: Path, manifest: dict, wanted: list[str]) -> ExamVolumes:
             missing[sequence] = "no series of this sequence in the exam"
             continue
         try:
-            volume, _ = read_volume(chosen, hcfg)
+            volume, _, _ = read_volume(chosen, hcfg)
             wide = wide_slices(volume.image, chosen.plane, hcfg, manifest["detect"]["fov_mm"])
         except (SeriesError, ValueError) as err:
             missing[sequence] = f"series {chosen.number}: {err}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +65,27 @@ _HEADER_TAGS = [
     "ContrastBolusAgent",
     "ScanningSequence",
     "SequenceVariant",
+    "ImageComments",
+    "ComplexImageComponent",
+    "DiffusionDirectionality",
+    "DiffusionGradientOrientation",
 ]
 
-# Vendor private tags that hold the diffusion b-value when the standard tag is absent.
-_VENDOR_BVALUE_TAGS = [(0x0043, 0x1039), (0x0019, 0x100C), (0x2001, 0x1003)]
+# Vendor private tags that hold the diffusion b-value when the standard tag is absent: GE,
+# Siemens, Philips, United Imaging.
+_VENDOR_BVALUE_TAGS = [(0x0043, 0x1039), (0x0019, 0x100C), (0x2001, 0x1003), (0x0065, 0x1009)]
+# What tells image kinds and diffusion directions apart (see gynmri.io.kinds): GE image type and
+# gradient, Siemens gradient, Philips direction letter, United Imaging grid slices and positions.
+_KIND_TAGS = [
+    (0x0043, 0x102F),
+    (0x0019, 0x10BB),
+    (0x0019, 0x10BC),
+    (0x0019, 0x10BD),
+    (0x0019, 0x100E),
+    (0x2001, 0x1004),
+    (0x0065, 0x1050),
+    (0x0065, 0x1051),
+]
 # Siemens CSA: private creators of group 0029 and the image headers they may point to.
 _CSA_TAGS = [
     (0x0029, 0x0010),
@@ -77,7 +95,7 @@ _CSA_TAGS = [
     (0x0029, 0x1110),
     (0x0029, 0x1210),
 ]
-_HEADER_TAGS += [pydicom.tag.Tag(*t) for t in _VENDOR_BVALUE_TAGS + _CSA_TAGS]
+_HEADER_TAGS += [pydicom.tag.Tag(*t) for t in _VENDOR_BVALUE_TAGS + _CSA_TAGS + _KIND_TAGS]
 # The same as sorted ints for the fast reader (private creators come before their elements).
 _FAST_TAGS = sorted(int(pydicom.tag.Tag(t)) for t in _HEADER_TAGS)
 
@@ -201,6 +219,27 @@ def csa_image(ds: pydicom.Dataset) -> dict:
     return {k: v["items"] for k, v in tags.items() if v.get("items")}
 
 
+# Canon writes diffusion facts as text: 'b=1500(0.445,0.000,0.895)' (b-value, gradient).
+_COMMENT = re.compile(
+    r"^b\s*=\s*(\d+(?:\.\d*)?)\s*(?:\(\s*([-\d.]+)\s*,\s*([-\d.]+)\s*,\s*([-\d.]+)\s*\))?\s*$",
+    re.IGNORECASE,
+)
+
+
+def comment_diffusion(ds) -> tuple[float | None, np.ndarray | None]:
+    """Return (b-value, gradient) written in ImageComments as Canon does, else Nones."""
+    match = _COMMENT.match(str(get(ds, "ImageComments", "") or "").strip())
+    if not match:
+        return None, None
+    gradient = None
+    if match.group(2) is not None:
+        try:
+            gradient = np.array([float(match.group(k)) for k in (2, 3, 4)])
+        except ValueError:
+            gradient = None
+    return float(match.group(1)), gradient
+
+
 def bvalue(ds: pydicom.Dataset, frame: int | None = None) -> float | None:
     """Return the diffusion b-value (of a frame, for enhanced objects) or None."""
     if frame is not None:
@@ -216,7 +255,7 @@ def bvalue(ds: pydicom.Dataset, frame: int | None = None) -> float | None:
                 value = number(ds, tag)
                 value = value % 1e9 if value is not None else None
                 break
-    return value
+    return value if value is not None else comment_diffusion(ds)[0]
 
 
 def plane_of(orientation: np.ndarray | None, tolerance_deg: float = 30.0) -> str:
@@ -313,7 +352,12 @@ def _series_from(uid: str, files: list[FileRecord]) -> Series:
     spacing = spacing if spacing is not None else floats(measures, "PixelSpacing", 2)
     thickness = number(first, "SliceThickness") or number(measures, "SliceThickness")
     matrix = (int(number(first, "Rows", 0)), int(number(first, "Columns", 0)))
-    if "MOSAIC" in str(get(first, "ImageType", "")).upper():
+    if "VFRAME" in str(get(first, "ImageType", "")).upper():  # United Imaging's grid
+        tiles = number(first, (0x0065, 0x1050))
+        if tiles:
+            cols = int(np.ceil(np.sqrt(tiles)))
+            matrix = (matrix[0] // int(np.ceil(tiles / cols)), matrix[1] // cols)
+    elif "MOSAIC" in str(get(first, "ImageType", "")).upper():
         tiles = csa_image(first).get("NumberOfImagesInMosaic")
         if tiles:  # a mosaic's matrix is that of one tile
             side = int(np.ceil(np.sqrt(float(tiles[0]))))

@@ -136,6 +136,14 @@ def _text(raw: bytes):
     return _split(text)
 
 
+def _long_text(raw: bytes):
+    """LT: one value (backslashes are text), trailing spaces and NULs stripped."""
+    text = raw.decode("ascii").rstrip(" \x00")
+    if not text.isprintable():
+        raise ValueError("characters that pydicom may read otherwise")
+    return text
+
+
 def _decimal(raw: bytes):
     """DS: DSfloat(value) is float(value) (an unparsable value raises: pydicom decides)."""
     values = [float(v) for v in raw.decode("ascii").rstrip(" \x00").split("\\")]
@@ -164,12 +172,13 @@ def _numbers(code: str):
 _CONVERT = {
     **dict.fromkeys(("CS", "UI", "TM"), _string),
     **dict.fromkeys(("LO", "SH"), _text),
+    "LT": _long_text,
     "DS": _decimal,
     "IS": _integer,
     **{vr: _numbers(code) for vr, code in zip("US SS UL SL FL FD".split(), "HhLlfd", strict=True)},
     **dict.fromkeys(("OB", "OW", "UN"), bytes),
 }
-_EMPTY_TEXT = {"CS", "UI", "TM", "LO", "SH"}  # empty value '' (else None), as pydicom
+_EMPTY_TEXT = {"CS", "UI", "TM", "LO", "SH", "LT"}  # empty value '' (else None), as pydicom
 
 
 def _value(vr: str | None, raw: bytes):

@@ -1,9 +1,10 @@
 """Series -> volumes: single-frame slices, Siemens mosaics and enhanced multi-frame objects.
 
 Every series is first expanded into 2-D frames (a slice file, one tile of a mosaic, one frame
-of a multi-frame object), each with its own geometry and acquisition keys. Frames are split
-into volumes by b-value and echo, then by repetition at the same position along the slice
-normal (time points, repeats, diffusion directions). Volumes follow SimpleITK's convention:
+of a multi-frame object), each with its own geometry, kind (magnitude, phase, field map, trace,
+ADC... see :mod:`gynmri.io.kinds`) and acquisition keys. Frames are split into volumes by kind,
+b-value and echo, then by repetition at the same position along the slice normal (time points,
+repeats, diffusion directions). Volumes follow SimpleITK's convention:
 LPS millimetres, index (x, y, z) = (column, row, slice), direction columns = (row direction,
 column direction, row x column); slices are ordered along that normal, never by
 InstanceNumber or file name.
@@ -28,6 +29,7 @@ from gynmri.io.dicom import (
     group_item,
     number,
 )
+from gynmri.io.kinds import MAGNITUDE, frame_kind, mark_diffusion
 
 
 class SeriesError(ValueError):
@@ -46,6 +48,9 @@ class Volume:
     files: list[FileRecord]
     label: str
     bvalue: float | None
+    kind: str = MAGNITUDE  # see gynmri.io.kinds
+    # DWI volume chosen at a b-value: how its trace was had ('read', 'computed ...'), else ""
+    trace: str = ""
 
 
 @dataclass
@@ -63,7 +68,9 @@ class Frame:
     order: tuple  # acquisition order: sorts repeats of one position
     slope: float = 1.0
     intercept: float = 0.0
-    mosaic: int = 0  # tiles per side when the frame is a mosaic tile
+    mosaic: int = 0  # tiles per row when the frame is a tile of a mosaic or grid
+    kind: str = MAGNITUDE
+    gradient: tuple | None = None  # diffusion direction of a directional image, when given
 
 
 def _seconds(tm) -> float:
@@ -122,6 +129,7 @@ def frames_of(rec: FileRecord) -> list[Frame]:
                     (*_order(ds, temporal), number(content, "InStackPositionNumber", 0.0), k),
                     slope,
                     intercept,
+                    kind=frame_kind(ds, k),
                 )
             )
         return frames
@@ -147,8 +155,12 @@ def frames_of(rec: FileRecord) -> list[Frame]:
         (*_order(ds), 0, 0),
         slope,
         intercept,
+        kind=frame_kind(ds, None),
     )
-    if "MOSAIC" not in str(get(ds, "ImageType", "")).upper():
+    image_type = str(get(ds, "ImageType", "")).upper()
+    if "VFRAME" in image_type:
+        return _grid_tiles(frame, ds)
+    if "MOSAIC" not in image_type:
         return [frame]
     return _mosaic_tiles(frame, ds)
 
@@ -191,6 +203,56 @@ def _mosaic_tiles(frame: Frame, ds: pydicom.Dataset) -> list[Frame]:
             frame.slope,
             frame.intercept,
             side,
+            frame.kind,
+        )
+        for k in range(count)
+    ]
+
+
+# United Imaging's grid ("VFRAME", their mosaic): tile count and per-tile positions are private.
+_UIH_TILES = (0x0065, 0x1050)
+_UIH_FRAMES = (0x0065, 0x1051)
+
+
+def _grid_tiles(frame: Frame, ds: pydicom.Dataset) -> list[Frame]:
+    """Return the tiles of a United Imaging grid image as frames.
+
+    The grid holds ``n`` slices in ceil(sqrt(n)) columns and ceil(n / columns) rows; each slice's
+    ImagePositionPatient is in the private VFrame sequence (0065,1051), as dcm2niix reads it.
+    """
+    name = frame.rec.path.name
+    count = int(number(ds, _UIH_TILES, 0) or 0)
+    items = get(ds, _UIH_FRAMES) or []
+    if count < 1:
+        raise SeriesError(
+            f"{name}: United Imaging grid image (ImageType VFRAME) without its slice count "
+            "(private 0065,1050): cannot be split into slices"
+        )
+    positions = [floats(item, "ImagePositionPatient", 3) for item in items]
+    if len(positions) != count or any(p is None for p in positions):
+        raise SeriesError(
+            f"{name}: United Imaging grid image (ImageType VFRAME) without the position of each "
+            f"of its {count} slices (private sequence 0065,1051): cannot be stacked"
+        )
+    cols = int(np.ceil(np.sqrt(count)))
+    rows_of_tiles = int(np.ceil(count / cols))
+    shape = (frame.shape[0] // rows_of_tiles, frame.shape[1] // cols)
+    b = frame.bvalue if frame.bvalue is not None else number(ds, (0x0065, 0x1009))
+    return [
+        Frame(
+            frame.rec,
+            k,
+            positions[k],
+            frame.orientation,
+            frame.spacing,
+            shape,
+            b,
+            frame.echo,
+            frame.order[:-1] + (k,),
+            frame.slope,
+            frame.intercept,
+            cols,
+            frame.kind,
         )
         for k in range(count)
     ]
@@ -279,7 +341,7 @@ def _split(frames: list[Frame], normal: np.ndarray) -> list[list[Frame]]:
     groups: dict[tuple, list[Frame]] = {}
     for f in frames:
         b = None if f.bvalue is None else round(f.bvalue, 3)
-        groups.setdefault((b, f.echo), []).append(f)
+        groups.setdefault((f.kind, b, f.echo), []).append(f)
     volumes = []
     for members in groups.values():
         members.sort(key=lambda f: float(f.position @ normal))
@@ -303,14 +365,18 @@ def _split(frames: list[Frame], normal: np.ndarray) -> list[list[Frame]]:
 
 
 def _labels(volumes: list[list[Frame]]) -> list[str]:
-    if len(volumes) == 1:
+    """Return a label per volume: its kind (when not all are magnitude), echo, b-value."""
+    kinds = {v[0].kind for v in volumes}
+    if len(volumes) == 1 and kinds == {MAGNITUDE}:
         return [""]
+    echoes = len({v[0].echo for v in volumes}) > 1
     labels, seen = [], {}
     for k, v in enumerate(volumes, 1):
-        b, echo = v[0].bvalue, v[0].echo
-        echoes = len({w[0].echo for w in volumes}) > 1
-        text = f"b={b:g}" if b is not None else f"volume {k}"
-        text = f"echo {echo:g} {text}" if echoes else text
+        parts = [v[0].kind] if kinds != {MAGNITUDE} else []
+        parts += [f"echo {v[0].echo:g}"] if echoes else []
+        parts += [f"b={v[0].bvalue:g}"] if v[0].bvalue is not None else []
+        text = " ".join(parts) if v[0].bvalue is not None or kinds != {MAGNITUDE} else ""
+        text = text or " ".join([*parts, f"volume {k}"])
         seen[text] = seen.get(text, 0) + 1
         labels.append(text if seen[text] == 1 else f"{text} #{seen[text]}")
     return labels
@@ -339,6 +405,45 @@ def _geometry(frames: list[Frame], normal: np.ndarray, tilt_tag: float) -> tuple
     return spacing, warns
 
 
+def plan_frames(series: Series) -> tuple[list[Frame], np.ndarray]:
+    """Return the frames of a series, each with its kind (a diffusion-weighted image: directional
+    or trace), and the unit slice normal, from the headers alone.
+
+    Raises SeriesError: no geometry, mixed orientations, matrices or pixel spacing.
+    """
+    frames = [f for rec in series.files for f in frames_of(rec)]
+    if not frames:
+        raise SeriesError("no images")
+    mark_diffusion(frames)
+    first = frames[0]
+    if np.max(np.abs([f.orientation - first.orientation for f in frames])) > 1e-3:
+        raise SeriesError("mixed orientations in one series")
+    if len({f.shape for f in frames}) > 1:
+        raise SeriesError(f"frames of different matrix sizes {sorted({f.shape for f in frames})}")
+    if np.max(np.abs(np.subtract([f.spacing for f in frames], first.spacing))) > 1e-3:
+        raise SeriesError("frames of different pixel spacing")
+    normal = np.cross(first.orientation[:3], first.orientation[3:])
+    if np.linalg.norm(normal) < 0.5:
+        raise SeriesError("degenerate ImageOrientationPatient")
+    return frames, normal / np.linalg.norm(normal)
+
+
+def volume_kinds(series: Series) -> str:
+    """Return what the volumes of a series are, from the headers alone, as QC lists them:
+    'magnitude b=0; magnitude b=1000 x3; trace b=1000' ('' when they cannot be told)."""
+    try:
+        frames, normal = plan_frames(series)
+        groups = _split(frames, normal)
+    except SeriesError:
+        return ""
+    counts: dict[str, int] = {}
+    for v in groups:
+        b = v[0].bvalue
+        text = v[0].kind + (f" b={b:g}" if b is not None else "")
+        counts[text] = counts.get(text, 0) + 1
+    return "; ".join(k if n == 1 else f"{k} x{n}" for k, n in counts.items())
+
+
 def build_volumes(series: Series) -> tuple[list[Volume], list[str]]:
     """Return every volume of a series (acquisition order) and warnings about its geometry.
 
@@ -346,27 +451,11 @@ def build_volumes(series: Series) -> tuple[list[Volume], list[str]]:
         SeriesError: no geometry, mixed orientations or matrices, volumes that cannot be
             stacked (uneven spacing, unequal repeats), unreadable pixel data.
     """
-    frames = [f for rec in series.files for f in frames_of(rec)]
-    if not frames:
-        raise SeriesError("no images")
-    if not any(f.bvalue for f in frames):  # GE fills its b-value tag with 0 outside DWI
-        for f in frames:
-            f.bvalue = None
+    frames, normal = plan_frames(series)
     first = frames[0]
     samples = int(number(first.rec.header, "SamplesPerPixel", 1) or 1)
     if samples != 1:
         raise SeriesError(f"color images (SamplesPerPixel {samples}) not supported")
-    if np.max(np.abs([f.orientation - first.orientation for f in frames])) > 1e-3:
-        raise SeriesError("mixed orientations in one series")
-    if len({f.shape for f in frames}) > 1:
-        raise SeriesError(f"frames of different matrix sizes {sorted({f.shape for f in frames})}")
-    if np.max(np.abs(np.subtract([f.spacing for f in frames], first.spacing))) > 1e-3:
-        raise SeriesError("frames of different pixel spacing")
-    row, col = first.orientation[:3], first.orientation[3:]
-    normal = np.cross(row, col)
-    if np.linalg.norm(normal) < 0.5:
-        raise SeriesError("degenerate ImageOrientationPatient")
-    normal = normal / np.linalg.norm(normal)
     groups = _split(frames, normal)
     tilt = max(abs(number(r.header, "GantryDetectorTilt", 0.0)) for r in series.files)
     pixels: dict[int, np.ndarray] = {}  # decoded once per file, shared by its volumes
@@ -386,19 +475,8 @@ def build_volumes(series: Series) -> tuple[list[Volume], list[str]]:
         image = sitk.GetImageFromArray(array)  # array (z, y, x) -> image (x, y, z)
         image.SetSpacing((first.spacing[1], first.spacing[0], spacing_z))
         image.SetOrigin(tuple(float(v) for v in members[0].position))
-        image.SetDirection(tuple(np.column_stack([row, col, normal]).ravel()))
+        direction = np.column_stack([first.orientation[:3], first.orientation[3:], normal])
+        image.SetDirection(tuple(direction.ravel()))
         files = list({id(f.rec): f.rec for f in members}.values())
-        volumes.append(Volume(image, files, label, members[0].bvalue))
+        volumes.append(Volume(image, files, label, members[0].bvalue, members[0].kind))
     return volumes, warns
-
-
-def choose_volume(volumes: list[Volume], wanted_bvalue: str | float) -> Volume:
-    """Return the DWI volume of the wanted b-value ('highest' or a number), else the first."""
-    bvalues = sorted({v.bvalue for v in volumes if v.bvalue is not None})
-    if not bvalues:
-        return volumes[0]
-    target = bvalues[-1] if wanted_bvalue == "highest" else float(wanted_bvalue)
-    for v in volumes:
-        if v.bvalue is not None and abs(v.bvalue - target) < 1e-3:
-            return v
-    raise SeriesError(f"b-value {target:g} not in series (has {[f'{b:g}' for b in bvalues]})")

@@ -24,10 +24,12 @@ import pandas as pd
 import SimpleITK as sitk
 
 from gynmri.io.annotations import AnnotationIndex
+from gynmri.io.choice import choose_volume
 from gynmri.io.deid import series_key
 from gynmri.io.dicom import FileRecord, Series, discover
+from gynmri.io.kinds import MAGNITUDE, TRACE
 from gynmri.io.slices import empty_slices, empty_wide, encode_mask, encode_pixels
-from gynmri.io.volumes import Volume, build_volumes, choose_volume
+from gynmri.io.volumes import Volume, build_volumes
 from gynmri.preprocessing import harmonize as hz
 from gynmri.preprocessing.qc import qc_record
 from gynmri.preprocessing.sequences import name_series
@@ -112,11 +114,12 @@ def choose_series(
     return chosen, reasons
 
 
-def read_volume(series: Series, harmonize: dict) -> tuple[Volume, list[str]]:
-    """Return the volume of a series that is used (DWI: the configured b-value) and geometry
-    warnings. Raises SeriesError when the series cannot be stacked."""
+def read_volume(series: Series, harmonize: dict) -> tuple[Volume, list[str], list[Volume]]:
+    """Return the volume of a series that is used (a magnitude image; DWI: the trace at the
+    configured b-value, see :func:`gynmri.io.choice.choose_volume`), geometry warnings and all
+    the series' volumes. Raises SeriesError when the series cannot be stacked."""
     volumes, warnings = build_volumes(series)
-    return choose_volume(volumes, harmonize["dwi_bvalue"]), warnings
+    return choose_volume(volumes, harmonize["dwi_bvalue"]), warnings, volumes
 
 
 def wide_slices(
@@ -151,18 +154,29 @@ class _Used:
     warnings: dict[str, list[str]] = field(default_factory=dict)
     volume_slices: dict[str, int] = field(default_factory=dict)
     tumour_slices: dict[str, int] = field(default_factory=dict)
+    volume: dict[str, str] = field(default_factory=dict)  # label of the volume used
+    trace: dict[str, str] = field(default_factory=dict)  # DWI: trace read or computed
 
 
-def _exclude_other_volumes(series: Series, volume: Volume) -> None:
-    """Mark the files of a series' unused volumes (other b-values, echoes...) as excluded."""
-    used = {id(f) for f in volume.files}
-    if volume.bvalue is not None:
-        reason = f"b-value not used (b={volume.bvalue:g} selected)"
-    else:
-        reason = f"other volume not used ({volume.label or 'first volume'} selected)"
-    for f in series.files:
-        if id(f) not in used:
-            f.status, f.reason = "excluded", reason
+def _unused_reason(volume: Volume, chosen: Volume) -> str:
+    """Return why the files of one volume of a used series are not used."""
+    if volume.kind not in (MAGNITUDE, TRACE):
+        return f"{volume.kind} image not used ({chosen.label or 'the image'} selected)"
+    if volume.bvalue is not None and chosen.bvalue is not None and volume.bvalue != chosen.bvalue:
+        return f"b-value not used (b={chosen.bvalue:g} selected)"
+    if chosen.kind == TRACE and volume.kind == MAGNITUDE:
+        return f"diffusion direction not used (trace {chosen.trace})"
+    return f"other volume not used ({chosen.label or 'first volume'} selected)"
+
+
+def _exclude_other_volumes(volumes: list[Volume], chosen: Volume) -> None:
+    """Mark the files that only other volumes of a series use (other b-values, directions,
+    echoes, phase images, field maps...) as excluded, each with the reason."""
+    used = {id(f) for f in chosen.files}
+    for v in volumes:
+        for f in v.files:
+            if id(f) not in used and f.status == "pending":
+                f.status, f.reason = "excluded", _unused_reason(v, chosen)
 
 
 def _slice_rows(
@@ -238,7 +252,7 @@ def _ingest_series(
     of it in ``exam.reasons`` (not used) or ``used`` (QC facts)."""
     hcfg = settings.harmonize
     try:
-        volume, warnings = read_volume(series, hcfg)
+        volume, warnings, volumes = read_volume(series, hcfg)
         mask = annotations.mask_for(series, volume.image, volume.files)
         harmonized = tumour_slices(volume.image, series.plane, hcfg, mask)
     except hz.SeriesError as err:
@@ -246,7 +260,9 @@ def _ingest_series(
         return [], []
     used.warnings[series.uid] = warnings
     used.volume_slices[series.uid] = volume.image.GetSize()[2]
-    _exclude_other_volumes(series, volume)
+    used.volume[series.uid] = volume.label
+    used.trace[series.uid] = volume.trace
+    _exclude_other_volumes(volumes, volume)
     fractions = harmonized.mask.mean(axis=(1, 2))
     keep = np.flatnonzero(fractions >= hcfg["min_tumour_fraction"])
     used.tumour_slices[series.uid] = len(keep)
