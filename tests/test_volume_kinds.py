@@ -127,7 +127,9 @@ def test_canon_directions_without_a_trace_give_the_computed_geometric_mean(tmp_p
     assert values_of(chosen) == pytest.approx(
         np.full((3, 4, 3), 200.0), rel=1e-5
     )  # (100*200*400)^(1/3)
-    assert len(chosen.files) == 9 and chosen.image.GetOrigin() == (0.0, 0.0, 0.0)
+    # one file per slice (annotations map by file), the other directions' files read too
+    assert len(chosen.files) == 3 and len(chosen.more_files) == 6
+    assert chosen.image.GetOrigin() == (0.0, 0.0, 0.0)
     assert (
         choose_volume(volumes, 0).bvalue == 0
         and (values_of(choose_volume(volumes, 0)) == 900).all()

@@ -65,7 +65,9 @@ def geometric_mean(directions: list[Volume]) -> Volume:
         logs += np.log(np.maximum(a, 1e-3))
     image = sitk.GetImageFromArray(np.exp(logs / len(arrays)).astype(np.float32))
     image.CopyInformation(directions[0].image)
-    files = list({id(f): f for v in directions for f in v.files}.values())
     first = directions[0]
     how = f"computed (geometric mean of {len(directions)} directional images)"
-    return Volume(image, files, f"trace b={first.bvalue:g} (computed)", first.bvalue, TRACE, how)
+    label = f"trace b={first.bvalue:g} (computed)"
+    seen = {id(f) for f in first.files}
+    more = [f for v in directions[1:] for f in v.files if id(f) not in seen]
+    return Volume(image, first.files, label, first.bvalue, TRACE, how, more)

@@ -13,7 +13,7 @@ InstanceNumber or file name.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
@@ -51,6 +51,9 @@ class Volume:
     kind: str = MAGNITUDE  # see gynmri.io.kinds
     # DWI volume chosen at a b-value: how its trace was had ('read', 'computed ...'), else ""
     trace: str = ""
+    # files also read into it besides ``files`` (one per slice): the other directions of a
+    # computed trace
+    more_files: list[FileRecord] = field(default_factory=list)
 
 
 @dataclass

@@ -172,7 +172,7 @@ def _unused_reason(volume: Volume, chosen: Volume) -> str:
 def _exclude_other_volumes(volumes: list[Volume], chosen: Volume) -> None:
     """Mark the files that only other volumes of a series use (other b-values, directions,
     echoes, phase images, field maps...) as excluded, each with the reason."""
-    used = {id(f) for f in chosen.files}
+    used = {id(f) for f in chosen.files + chosen.more_files}
     for v in volumes:
         for f in v.files:
             if id(f) not in used and f.status == "pending":
