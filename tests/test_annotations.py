@@ -10,8 +10,8 @@ import SimpleITK as sitk
 
 from gynmri.io.annotations import AnnotationError, AnnotationIndex
 from gynmri.io.cases import CasesError, read_slice_ranges
-from gynmri.io.dicom import discover
 from gynmri.io.choice import choose_volume
+from gynmri.io.dicom import discover
 from gynmri.io.volumes import build_volumes
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 

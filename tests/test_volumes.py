@@ -13,8 +13,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from gynmri.io.dicom import discover
 from gynmri.io.choice import choose_volume
+from gynmri.io.dicom import discover
 from gynmri.io.volumes import build_volumes
 from gynmri.preprocessing.harmonize import SeriesError
 
