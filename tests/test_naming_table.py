@@ -17,6 +17,7 @@ AX, SAG, COR = "axial", "sagittal", "coronal"
 B = (0, 1000)  # a diffusion series' b-values
 ADC_TYPE = "DERIVED\\PRIMARY\\DIFFUSION\\ADC"
 ORIG = "ORIGINAL\\PRIMARY\\M"
+TRACEW = "DERIVED\\PRIMARY\\DIFFUSION\\TRACEW\\ND"
 LOC = "x: localizer"
 
 TABLE = [
@@ -56,8 +57,8 @@ TABLE = [
     ("ep2d_diff_tra", AX, (0,), ORIG, "unknown"),  # no b-value > 0: not DWI
     ("ep2d_diff_tra_b50_800_EXP", AX, (), "DERIVED\\PRIMARY\\DIFFUSION\\EXP", "x: exponential ADC"),
     # the scanner's trace is the DWI radiologists read; a derived trace of other images is not
-    ("ep2d_diff_b50_800_tra_TRACEW", AX, (50, 800), "DERIVED\\PRIMARY\\DIFFUSION\\TRACEW\\ND", "DWI"),
-    ("ep2d_diff_b0_1000_sag_TRACEW", SAG, B, "DERIVED\\PRIMARY\\DIFFUSION\\TRACEW", "DWIsag"),
+    ("ep2d_diff_b50_800_tra_TRACEW", AX, (50, 800), TRACEW, "DWI"),
+    ("ep2d_diff_b0_1000_sag_TRACEW", SAG, B, TRACEW, "DWIsag"),
     ("ep2d_diff_tra_TRACEW_MPR", AX, (), "DERIVED\\SECONDARY\\MPR", "x: derived"),
     # GE
     ("Ax T2 FSE", AX, (), ORIG, "T2axi"),
