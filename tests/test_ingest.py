@@ -176,3 +176,46 @@ def test_non_dicom_and_truncated_files_are_reported(tmp_path):
     assert by_name["notes.txt"].reason == "not DICOM"
     assert by_name["cut.dcm"].status == "excluded"
     assert len(series) == 1 and series[0].files[0].path.name == "a.dcm"
+
+
+# Canon (enhanced multi-frame, directions without a trace) and Fujifilm (directions and the
+# scanner's trace in one classic series): the vendors of Japanese hospitals
+SPEC5 = SynthSpec({"myoma": 3, "sarcoma": 2}, centers=5, seed=5)
+
+
+@pytest.fixture(scope="module")
+def japanese_vendors(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort5")
+    plan = plan_cohort(SPEC5)
+    rows = plan[plan.center.isin(["center_d", "center_e"])].groupby("center").head(1)
+    for _, row in rows.iterrows():
+        write_patient(SPEC5, row, out / "dicom", out / "masks")
+    return out, rows
+
+
+def test_canon_and_fujifilm_dwi_give_their_trace_read_or_computed(japanese_vendors, config, rules):
+    _, rows = japanese_vendors
+    expected = {
+        "center_d": ("magnitude b=0; magnitude b=1000 x3", "computed (geometric mean of 3 "),
+        "center_e": ("magnitude b=0; magnitude b=1000 x3; trace b=1000", "read (the scanner's"),
+    }
+    for _, row in rows.iterrows():
+        table, qc = _ingest(japanese_vendors, row, config, rules)
+        assert set(table["sequence"]) == {"T2axi", "T2sag", "DWI"}, row.center
+        dwi = next(s for s in qc["series"] if s["sequence"] == "DWI")
+        volumes, trace = expected[row.center]
+        assert dwi["volumes"] == volumes and dwi["dwi_trace"].startswith(trace), dwi
+        assert (
+            dwi["vendor"]
+            == {"center_d": "CANON_MEC", "center_e": "FUJIFILM Healthcare Corporation"}[row.center]
+        )
+        files = [f for f in qc["files"] if f["series"] == dwi["series"]]
+        reasons = {f["reason"] for f in files if f["status"] == "excluded"}
+        if row.center == "center_d":  # one enhanced file holds every frame: used
+            assert [f["status"] for f in files] == ["used"]
+        else:  # the b=0 and the directional images are accounted for, not used
+            assert reasons == {
+                "b-value not used (b=1000 selected)",
+                "diffusion direction not used (the scanner's trace at b=1000 is read)",
+            }
+            assert sum(f["status"] == "used" for f in files) == dwi["volume_slices"]

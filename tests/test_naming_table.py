@@ -1,4 +1,4 @@
-"""The rule table against 112 series descriptions as six vendors write them (Siemens, GE,
+"""The rule table against 115 series descriptions as six vendors write them (Siemens, GE,
 Philips, Canon/Toshiba, Fujifilm/Hitachi, United Imaging), decoys included: patterns match whole
 tokens only, so 'REST1' is not T1 and 'T1rho' is no T1, while 'T2W', 'sT2W' and 'T2WI' are T2.
 
@@ -145,6 +145,10 @@ TABLE = [
     ("t1_fse_sag", SAG, (), ORIG, "T1sag"),
     ("t1_quick3d_tra", AX, (), ORIG, "T1axi"),
     ("PD_SPAIR_cor", COR, (), ORIG, "unknown"),
+    # parts joined by '.*' are whole tokens too (a protocol name repeating the description)
+    ("FS T1WI_QUICK3D_AX", AX, (), ORIG, "T1FSaxi"),
+    ("T2WI_FSE_AX T2WI_FSE_AX", AX, (), ORIG, "T2axi"),
+    ("T1W_FSE_Ax T1W_FSE_Ax", AX, (), ORIG, "T1axi"),
 ]
 
 

@@ -352,3 +352,19 @@ def test_united_imaging_grid_without_positions_is_excluded_with_the_reason(tmp_p
     _uih_grid(tmp_path, generate_uid(), 5, positions=False)
     with pytest.raises(SeriesError, match=r"United Imaging grid .*position of each of its 5"):
         build_volumes(series_of(tmp_path))
+
+
+def test_a_dwi_series_whose_derived_trace_sorts_first_is_still_named_dwi(tmp_path):
+    """The series' ImageType is that of an ORIGINAL image: the trace file sorting first must
+    not make the whole DWI series 'derived'."""
+    uid = generate_uid()
+    for z in ZS:  # trace files written (and sorted) first
+        classic(tmp_path, 50, z, uid, DiffusionBValue=1000, DiffusionDirectionality="ISOTROPIC",
+                ImageType=["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"], SeriesDescription="DWI_b1000_Ax")  # fmt: skip
+    for z in ZS:
+        for b in (0, 1000):
+            classic(tmp_path, 100 + b // 100, z, uid, DiffusionBValue=b,
+                    ImageType=["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"], SeriesDescription="DWI_b1000_Ax")  # fmt: skip
+    series = series_of(tmp_path)
+    assert series.image_type == "ORIGINAL\\PRIMARY\\DIFFUSION\\NONE"
+    assert name_series(load_rules(ROOT / "config" / "sequences.yaml"), series).sequence == "DWI"

@@ -340,6 +340,18 @@ def read_header(path: Path, modalities: tuple[str, ...] | None = ("MR",)) -> Fil
     return rec
 
 
+def _series_image_type(files: list[FileRecord]) -> str:
+    """Return the ImageType of a series, joined by '\\': that of its first ORIGINAL image if
+    any (a series is derived only when all its images are: Philips and Fujifilm DWI series
+    hold a DERIVED trace image beside the ORIGINAL ones, whatever order the files sort in)."""
+    types = []
+    for f in files:
+        value = get(f.header, "ImageType") or []
+        types.append([str(v) for v in ([value] if isinstance(value, str) else value)])
+    chosen = next((t for t in types if t and t[0].upper() == "ORIGINAL"), types[0])
+    return "\\".join(chosen)
+
+
 def _series_from(uid: str, files: list[FileRecord]) -> Series:
     first = files[0].header
     measures = group_item(first, 0, "PixelMeasuresSequence")
@@ -375,7 +387,7 @@ def _series_from(uid: str, files: list[FileRecord]) -> Series:
         number=int(number(first, "SeriesNumber", 0)),
         description=str(get(first, "SeriesDescription", "")),
         protocol=str(get(first, "ProtocolName", "")),
-        image_type="\\".join(str(v) for v in (get(first, "ImageType") or [])),
+        image_type=_series_image_type(files),
         manufacturer=str(get(first, "Manufacturer", "")),
         model=str(get(first, "ManufacturerModelName", "")),
         field_strength=number(first, "MagneticFieldStrength", 0.0),

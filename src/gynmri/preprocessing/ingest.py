@@ -165,7 +165,7 @@ def _unused_reason(volume: Volume, chosen: Volume) -> str:
     if volume.bvalue is not None and chosen.bvalue is not None and volume.bvalue != chosen.bvalue:
         return f"b-value not used (b={chosen.bvalue:g} selected)"
     if chosen.kind == TRACE and volume.kind == MAGNITUDE:
-        return f"diffusion direction not used (trace {chosen.trace})"
+        return f"diffusion direction not used (the scanner's trace at b={chosen.bvalue:g} is read)"
     return f"other volume not used ({chosen.label or 'first volume'} selected)"
 
 

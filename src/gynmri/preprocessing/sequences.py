@@ -67,11 +67,18 @@ def check_known(use: list[str], rules: list[dict], where: str) -> None:
 _TOKEN_CHAR = "[a-z0-9]"
 
 
+#: What '.*' between two parts of a pattern stands for: a separator, then any text that ends in
+#: one, so that both parts are whole tokens ('fs.*t2' is not found in 'FSE_AX T2').
+_GAP = "[^a-z0-9](?:.*[^a-z0-9])?"
+
+
 @cache
 def _whole_tokens(pattern: str) -> re.Pattern:
     """Return ``pattern`` compiled to match only from the start of a token to the end of one
-    (case-insensitive): 't1' finds 't1_tse' and 'Ax T1' but not 'REST1' or 'T1rho'."""
-    return re.compile(f"(?<!{_TOKEN_CHAR})(?:{pattern})(?!{_TOKEN_CHAR})", re.IGNORECASE)
+    (case-insensitive): 't1' finds 't1_tse' and 'Ax T1' but not 'REST1' or 'T1rho'; the parts
+    that '.*' joins are whole tokens too."""
+    body = pattern.replace(".*", _GAP)
+    return re.compile(f"(?<!{_TOKEN_CHAR})(?:{body})(?!{_TOKEN_CHAR})", re.IGNORECASE)
 
 
 def _matches(rule: dict, series: Series) -> bool:

@@ -1,7 +1,10 @@
 """Hospital profiles: scanner, protocol, geometry, intensity scaling, file layout and identities.
 
-The three centers differ the way real sites do (vendor naming, matrix, slice gap, rescale, folder
-layout, slice order), so that the pipeline's discovery and harmonization are exercised.
+The five centers differ the way real sites do (vendor naming, matrix, slice gap, rescale, folder
+layout, slice order, classic or enhanced multi-frame DICOM, diffusion directions), so that the
+pipeline's discovery and harmonization are exercised. ``SynthSpec(centers=n)`` takes the first n:
+the default 3 (Siemens, GE, Philips) write what they always wrote; Canon (center_d) and Fujifilm
+(center_e) follow.
 """
 
 from __future__ import annotations
@@ -64,12 +67,18 @@ class CenterProfile:
     intercept: float
     scale: float  # signal units of relative intensity 1.0
     noise: float  # Rician sigma relative to scale on T2 (DWI is noisier)
-    layout: str  # "series_dirs" | "flat" | "philips"
+    layout: str  # "series_dirs" | "flat" | "philips" | "canon" | "fujifilm"
     order: str  # InstanceNumber vs position: "ascending" | "descending" | "interleaved"
     junk: bool  # writes one non-DICOM file per patient
     id_digits: int
     id_prefix: str
     accession_format: str  # str.format with year= and n=
+    # Enhanced multi-frame DICOM: one Enhanced MR Image Storage file per series (Canon)
+    enhanced: bool = False
+    # b=1000 as three orthogonal gradient directions (with the isotropic trace image only when
+    # dwi_trace); the default: the trace image alone, as centers a-c export it
+    dwi_directions: bool = False
+    dwi_trace: bool = True
 
     def patient_id(self, n: int) -> str:
         """Return the center-format PatientID for a (unique) patient number n."""
@@ -85,6 +94,13 @@ _SIEMENS = ("ORIGINAL", "PRIMARY", "M", "ND", "NORM")
 _GE = ("ORIGINAL", "PRIMARY", "OTHER")
 _PHILIPS = ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE")
 _PHILIPS_FFE = ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE")  # gradient echo
+# Enhanced MR ImageType: value 3 is the image flavour, value 4 the derived pixel contrast
+_CANON_T2 = ("ORIGINAL", "PRIMARY", "T2", "NONE")
+_CANON_T1 = ("ORIGINAL", "PRIMARY", "T1", "NONE")
+_CANON_DWI = ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE")
+_FUJI = ("ORIGINAL", "PRIMARY", "M")
+_FUJI_DWI = ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE")  # b=0 and the directional images
+_ADC = ("DERIVED", "PRIMARY", "DIFFUSION", "ADC")
 
 CENTERS: dict[str, CenterProfile] = {
     "center_a": CenterProfile(
@@ -253,7 +269,7 @@ CENTERS: dict[str, CenterProfile] = {
         t2sag_slices=18,
         dwi_slices=16,
         thickness=6.0,
-        gap=1.0,  # the one center with an interslice gap
+        gap=1.0,  # an interslice gap (as center_d and center_e)
         dtype="int16",
         slope=0.5,
         intercept=0.0,
@@ -348,6 +364,126 @@ CENTERS: dict[str, CenterProfile] = {
         id_digits=6,
         id_prefix="KC",
         accession_format="{year}-{n:06d}",
+    ),
+    "center_d": CenterProfile(
+        key="center_d",
+        letter="D",
+        manufacturer="CANON_MEC",
+        scanners=(Scanner("Vantage Galan 3T", 3.0, "RKMH-MR3T"),),
+        software="V6.0",
+        institution="Rokko Municipal Hospital",
+        referring=("OKUDA^TAKAHIRO", "MIYAMOTO^SHIORI", "KONDOU^MASAYUKI"),
+        performing=("SAKAMOTO^KOUJI", "NOGUCHI^EMI"),
+        operators=("MATSUMURA^YUUTA", "ARAI^NANAMI"),
+        # ProtocolName: the exam plan (a repeated description would read 'FSE ... T2WI' as
+        # 'FS ... T2WI' in the rule table)
+        series={
+            "loc": SeriesProtocol(
+                "Locator", "PELVIS_GYN", 1, ("ORIGINAL", "PRIMARY", "LOCALIZER", "NONE"), 2.2, 5.0
+            ),
+            "t2ax": SeriesProtocol("T2WI_FSE_AX", "PELVIS_GYN", 2, _CANON_T2, 96.0, 4500.0),
+            "t2sag": SeriesProtocol("T2WI_FSE_SAG", "PELVIS_GYN", 3, _CANON_T2, 96.0, 4200.0),
+            "dwi": SeriesProtocol("DWI_b1000_AX", "PELVIS_GYN", 4, _CANON_DWI, 68.0, 5000.0),
+            "adc": SeriesProtocol("ADC_AX", "PELVIS_GYN", 5, _ADC, 68.0, 5000.0),
+            # no sagittal DWI (nor its ADC map) in this center's protocol
+            "t2cor": SeriesProtocol("T2WI_FSE_COR", "PELVIS_GYN", 6, _CANON_T2, 96.0, 4200.0),
+            "t2fsax": SeriesProtocol("FS T2WI_FSE_AX", "PELVIS_GYN", 7, _CANON_T2, 80.0, 4800.0),
+            "t2fssag": SeriesProtocol("FS T2WI_FSE_SAG", "PELVIS_GYN", 8, _CANON_T2, 80.0, 4600.0),
+            "t1ax": SeriesProtocol("T1WI_SE_AX", "PELVIS_GYN", 11, _CANON_T1, 10.0, 580.0),
+            "t1sag": SeriesProtocol("T1WI_SE_SAG", "PELVIS_GYN", 12, _CANON_T1, 10.0, 560.0),
+            # 'FS T1WI_QUICK3D_AX' would be named T1axi: the rule table reads 'FS' before 'T2' only
+            "t1fsax": SeriesProtocol("T1WI_QUICK3D_FS_AX", "PELVIS_GYN", 13, _CANON_T1, 2.0, 4.6),
+            "cet1ax": SeriesProtocol(
+                "T1WI_QUICK3D_FS_AX +C", "PELVIS_GYN", 14, _CANON_T1, 2.0, 4.6, "Omniscan"
+            ),
+            "cet1sag": SeriesProtocol(
+                "T1WI_QUICK3D_FS_SAG +C", "PELVIS_GYN", 15, _CANON_T1, 2.0, 4.6, "Omniscan"
+            ),
+            "cet1cor": SeriesProtocol(
+                "T1WI_QUICK3D_FS_COR +C", "PELVIS_GYN", 16, _CANON_T1, 2.0, 4.6, "Omniscan"
+            ),
+        },
+        t2_matrix=256,
+        t2_fov=240.0,
+        dwi_matrix=128,
+        dwi_fov=260.0,
+        t2ax_slices=24,
+        t2sag_slices=18,
+        dwi_slices=20,
+        thickness=5.0,
+        gap=0.5,
+        dtype="uint16",
+        slope=1.0,
+        intercept=0.0,
+        scale=1200.0,
+        noise=0.02,
+        layout="canon",
+        order="interleaved",  # the frame order inside each enhanced file
+        junk=False,
+        id_digits=8,
+        id_prefix="",
+        accession_format="RK{year}{n:06d}",
+        enhanced=True,
+        dwi_directions=True,
+        dwi_trace=False,  # the scanner exports the directions; the pipeline computes the trace
+    ),
+    "center_e": CenterProfile(
+        key="center_e",
+        letter="E",
+        manufacturer="FUJIFILM Healthcare Corporation",
+        scanners=(Scanner("ECHELON Smart ZeroHelium", 1.5, "HBMC-MR15"),),
+        software="V7.0",
+        institution="Hakata Bay Medical Center",
+        referring=("NAKAGAWA^ICHIROU", "KOJIMA^SATOMI", "HIRANO^MASARU"),
+        performing=("TSUJI^AKIRA",),
+        operators=("KUBO^MISAKI", "SANO^TAKUYA"),
+        series={
+            "loc": SeriesProtocol(
+                "Scanogram", "GYN_Pelvis", 1, ("ORIGINAL", "PRIMARY", "LOCALIZER"), 2.4, 6.0
+            ),
+            "t2ax": SeriesProtocol("T2W_FSE_Ax", "GYN_Pelvis", 2, _FUJI, 100.0, 4000.0),
+            "t2sag": SeriesProtocol("T2W_FSE_Sag", "GYN_Pelvis", 3, _FUJI, 100.0, 3800.0),
+            "dwi": SeriesProtocol("DWI_b1000_Ax", "GYN_Pelvis", 4, _FUJI_DWI, 78.0, 5500.0),
+            "adc": SeriesProtocol("ADC_Ax", "GYN_Pelvis", 1004, _ADC, 78.0, 5500.0),
+            # no coronal T2 in this center's protocol
+            "t2fsax": SeriesProtocol("T2W_FSE_FatSep_Ax", "GYN_Pelvis", 5, _FUJI, 90.0, 4200.0),
+            "t2fssag": SeriesProtocol("T2W_FSE_FatSep_Sag", "GYN_Pelvis", 6, _FUJI, 90.0, 4000.0),
+            "dwisag": SeriesProtocol("DWI_b1000_Sag", "GYN_Pelvis", 7, _FUJI_DWI, 78.0, 5500.0),
+            "adcsag": SeriesProtocol("ADC_Sag", "GYN_Pelvis", 1007, _ADC, 78.0, 5500.0),
+            "t1ax": SeriesProtocol("T1W_SE_Ax", "GYN_Pelvis", 8, _FUJI, 12.0, 520.0),
+            "t1sag": SeriesProtocol("T1W_SE_Sag", "GYN_Pelvis", 9, _FUJI, 12.0, 500.0),
+            "t1fsax": SeriesProtocol("T1W_TIGRE_FS_Ax", "GYN_Pelvis", 10, _FUJI, 2.2, 5.0),
+            "cet1ax": SeriesProtocol(
+                "T1W_TIGRE_FS_Ax_CE", "GYN_Pelvis", 11, _FUJI, 2.2, 5.0, "Magnevist"
+            ),
+            "cet1sag": SeriesProtocol(
+                "T1W_TIGRE_FS_Sag_CE", "GYN_Pelvis", 12, _FUJI, 2.2, 5.0, "Magnevist"
+            ),
+            "cet1cor": SeriesProtocol(
+                "T1W_TIGRE_FS_Cor_CE", "GYN_Pelvis", 13, _FUJI, 2.2, 5.0, "Magnevist"
+            ),
+        },
+        t2_matrix=192,
+        t2_fov=250.0,
+        dwi_matrix=96,
+        dwi_fov=270.0,
+        t2ax_slices=18,
+        t2sag_slices=14,
+        dwi_slices=16,
+        thickness=7.0,  # 1.5 T: thicker slices for the signal
+        gap=1.0,
+        dtype="uint16",
+        slope=1.0,
+        intercept=0.0,
+        scale=800.0,
+        noise=0.03,
+        layout="fujifilm",
+        order="ascending",
+        junk=False,
+        id_digits=7,
+        id_prefix="F",
+        accession_format="{n:06d}{year}",
+        dwi_directions=True,  # b=1000: three directions and their trace, in one series
     ),
 }
 

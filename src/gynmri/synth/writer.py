@@ -6,6 +6,7 @@ import argparse
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from .centers import CENTERS, CenterProfile, Identity, institution_address, make_identity
 from .clinical import COVARIATES, simulate_covariates
+from .enhanced import Slice, enhanced_dataset
 from .phantom import (
     Anatomy,
     SliceGrid,
@@ -115,7 +117,10 @@ def _validate(spec: SynthSpec) -> None:
         if n < 0:
             raise ValueError(f"negative patient count for class {label!r}")
     if not 1 <= spec.centers <= len(CENTERS):
-        raise ValueError(f"centers must be 1..{len(CENTERS)}, got {spec.centers}")
+        raise ValueError(
+            f"centers must be 1..{len(CENTERS)} (the generator offers {len(CENTERS)} centres), "
+            f"got {spec.centers}"
+        )
     check_sequences(spec.sequences)
 
 
@@ -264,17 +269,14 @@ class _Patient:
         if p.layout == "flat":
             self.file_counter += 1
             return self.dicom_dir / f"I{self.file_counter:07d}"
+        if p.layout == "canon":  # media export: one enhanced multi-frame file per series folder
+            return self.dicom_dir / "DICOM" / "ST00001" / f"SE{series_idx:05d}" / "IM00001"
+        if p.layout == "fujifilm":  # one folder, files named by series number and instance
+            return self.dicom_dir / "IMAGES" / f"{proto.number:04d}_{instance:05d}.DCM"
         return self.dicom_dir / "DICOM" / f"S{series_idx:04d}" / f"I{instance:04d}"
 
-    def write_series(
-        self,
-        proto_key: str,
-        series_idx: int,
-        grids: list[SliceGrid],
-        stored: list[np.ndarray],
-        extra: list[Mapping[str, object]],
-    ) -> str:
-        """Write one series (slices of one or more stacks) and return its SeriesInstanceUID."""
+    def series_base(self, proto_key: str, series_idx: int) -> Dataset:
+        """Return the attributes shared by every image of one series (patient to pixel format)."""
         p = self.profile
         proto = p.series[proto_key]
         series_uid = _uid(self.spec, self.case_index, "series", proto_key)
@@ -312,39 +314,63 @@ class _Patient:
         base.RescaleIntercept = _ds(p.intercept)
         base.RescaleSlope = _ds(p.slope)
         base.RescaleType = "US"
-        instance = 0
-        for stack, (grid, vol, ext) in enumerate(zip(grids, stored, extra, strict=True)):
-            for k in _instance_order(len(grid.positions), p.order):
-                instance += 1
-                ds = Dataset()
-                ds.update(base)
-                ds.SOPInstanceUID = _uid(self.spec, self.case_index, "sop", proto_key, stack, k)
-                ds.InstanceNumber = instance
-                ds.AcquisitionNumber = 1
-                ds.ImagePositionPatient = [_ds(v) for v in grid.positions[k]]
-                ds.ImageOrientationPatient = [_ds(v) for v in (*grid.row_dir, *grid.col_dir)]
-                ds.SliceLocation = _ds(float(grid.positions[k] @ grid.normal))
-                ds.SliceThickness = _ds(grid.thickness)
-                ds.SpacingBetweenSlices = _ds(grid.spacing)
-                ds.Rows, ds.Columns = grid.rows, grid.cols
-                ds.PixelSpacing = [_ds(v) for v in grid.pixel_spacing]
-                sl = vol[k]
-                signal = sl.astype(float) * p.slope + p.intercept
-                ds.WindowCenter = _ds(float(np.percentile(signal, 60)))
-                ds.WindowWidth = _ds(max(float(np.percentile(signal, 99.5)), 1.0))
-                _set_extra(ds, ext, p)
-                ds.PixelData = sl.tobytes()
-                ds.file_meta = FileMetaDataset()
-                ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-                ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-                ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-                ds.file_meta.ImplementationClassUID = _IMPL_UID
-                ds.file_meta.ImplementationVersionName = "GYNMRI_SYNTH_1"
-                path = self.path_for(proto_key, series_idx, instance)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                dcmwrite(path, ds, enforce_file_format=True)
-                self.written.append(path)
-        return series_uid
+        return base
+
+    def write_series(
+        self,
+        proto_key: str,
+        series_idx: int,
+        grids: list[SliceGrid],
+        stored: list[np.ndarray],
+        extra: list[Mapping[str, object]],
+    ) -> str:
+        """Write one series (slices of one or more stacks) and return its SeriesInstanceUID:
+        one file per slice, or one enhanced multi-frame file where the center writes those."""
+        p = self.profile
+        base = self.series_base(proto_key, series_idx)
+        slices = [
+            Slice(stack, k, grid, vol[k], ext)
+            for stack, (grid, vol, ext) in enumerate(zip(grids, stored, extra, strict=True))
+            for k in _instance_order(len(grid.positions), p.order)
+        ]
+        if p.enhanced:
+            uid = partial(_uid, self.spec, self.case_index)
+            ds = enhanced_dataset(base, slices, uid("sop", proto_key), uid("dimension", proto_key))
+            self._save(ds, self.path_for(proto_key, series_idx, 1))
+            return str(base.SeriesInstanceUID)
+        for instance, sl in enumerate(slices, start=1):
+            grid, k = sl.grid, sl.index
+            ds = Dataset()
+            ds.update(base)
+            ds.SOPInstanceUID = _uid(self.spec, self.case_index, "sop", proto_key, sl.stack, k)
+            ds.InstanceNumber = instance
+            ds.AcquisitionNumber = 1
+            ds.ImagePositionPatient = [_ds(v) for v in grid.positions[k]]
+            ds.ImageOrientationPatient = [_ds(v) for v in (*grid.row_dir, *grid.col_dir)]
+            ds.SliceLocation = _ds(float(grid.positions[k] @ grid.normal))
+            ds.SliceThickness = _ds(grid.thickness)
+            ds.SpacingBetweenSlices = _ds(grid.spacing)
+            ds.Rows, ds.Columns = grid.rows, grid.cols
+            ds.PixelSpacing = [_ds(v) for v in grid.pixel_spacing]
+            signal = sl.pixels.astype(float) * p.slope + p.intercept
+            ds.WindowCenter = _ds(float(np.percentile(signal, 60)))
+            ds.WindowWidth = _ds(max(float(np.percentile(signal, 99.5)), 1.0))
+            _set_extra(ds, sl.extra, p)
+            ds.PixelData = sl.pixels.tobytes()
+            self._save(ds, self.path_for(proto_key, series_idx, instance))
+        return str(base.SeriesInstanceUID)
+
+    def _save(self, ds: Dataset, path: Path) -> None:
+        """Write ``ds`` with fixed file meta (byte-identical across pydicom installs)."""
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.ImplementationClassUID = _IMPL_UID
+        ds.file_meta.ImplementationVersionName = "GYNMRI_SYNTH_1"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dcmwrite(path, ds, enforce_file_format=True)
+        self.written.append(path)
 
 
 _EPI = {"dwi", "adc", "dwisag", "adcsag"}
@@ -366,10 +392,77 @@ def _set_extra(ds: Dataset, extra: Mapping[str, object], profile: CenterProfile)
         ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(
             0x39, "IS", [int(bval), 8, 0, 0]
         )
-    else:
+    elif profile.manufacturer.startswith("Philips"):
         ds.private_block(0x2001, "Philips Imaging DD 001", create=True).add_new(
             0x03, "FL", float(bval)
         )
+    # the centers that export diffusion directions say which image is which in standard tags
+    if "directionality" in extra:
+        ds.DiffusionDirectionality = extra["directionality"]
+    if "gradient" in extra:
+        ds.DiffusionGradientOrientation = [float(v) for v in extra["gradient"]]
+    if "image_type" in extra:
+        ds.ImageType = list(extra["image_type"])
+
+
+#: The gradient directions of the centers that export directional b=1000 images.
+GRADIENTS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+#: Log-amplitude of the per-direction b=1000 differences (anisotropic tissue: a few percent).
+ANISOTROPY = 0.08
+TRACE_IMAGE_TYPE = ("DERIVED", "PRIMARY", "DIFFUSION", "TRACEW")
+
+
+def direction_factors(pts: np.ndarray) -> list[np.ndarray]:
+    """Return the multipliers of the b=1000 signal along GRADIENTS on points (..., 3): smooth in
+    position, and their product is 1 everywhere (cosines 120 degrees apart sum to 0), so the
+    geometric mean of the three directional signals is the trace signal."""
+    phase = pts @ np.array([1.0, 0.7, 0.4], np.float32) / 60.0
+    return [np.exp(ANISOTROPY * np.cos(phase + 2 * np.pi * k / 3)) for k in range(3)]
+
+
+def _diffusion_images(
+    p: CenterProfile,
+    b0_signal: np.ndarray,
+    b1000_signal: np.ndarray,
+    sigma: float,
+    rng: np.random.Generator,
+    grid: SliceGrid,
+) -> tuple[list[np.ndarray], list[Mapping[str, object]], np.ndarray, np.ndarray]:
+    """Return the noisy DWI images of a center's scheme with their per-image tags, and the b=0
+    and b=1000 trace images the ADC map is computed from.
+
+    Centers a-c: b=0 and the b=1000 trace (the draws of earlier versions). Centers with
+    ``dwi_directions``: b=0 and three directional b=1000 images, plus their trace (geometric
+    mean, computed from the noisy directional images as scanners do) where ``dwi_trace``.
+    """
+    b0 = rician(b0_signal, sigma, rng)
+    if not p.dwi_directions:
+        b1000 = rician(b1000_signal, sigma, rng)
+        return [b0, b1000], [{"bvalue": 0}, {"bvalue": 1000}], b0, b1000
+    factors = direction_factors(grid.points())
+    directional = [rician((b1000_signal * f).astype(np.float32), sigma, rng) for f in factors]
+    trace = np.cbrt(np.prod(np.stack(directional).astype(np.float64), axis=0)).astype(np.float32)
+    images = [b0, *directional]
+    extras: list[Mapping[str, object]] = [{"bvalue": 0, "directionality": "NONE"}]
+    extras += [{"bvalue": 1000, "directionality": "DIRECTIONAL", "gradient": g} for g in GRADIENTS]
+    if p.dwi_trace:
+        images.append(trace)
+        extras.append(
+            {
+                "bvalue": 1000,
+                "directionality": "ISOTROPIC",
+                "gradient": (0.0, 0.0, 0.0),
+                "image_type": TRACE_IMAGE_TYPE,
+            }
+        )
+    return images, extras, b0, trace
+
+
+def _dwi_counts(p: CenterProfile) -> tuple[int, int]:
+    """Return (noisy images drawn, images written) per slice position of a center's DWI series."""
+    if not p.dwi_directions:
+        return 2, 2
+    return 4, 4 + int(p.dwi_trace)
 
 
 def _write_mask(grid: SliceGrid, fraction: np.ndarray, path: Path) -> None:
@@ -449,10 +542,11 @@ def _optional_series(
         rng = np.random.default_rng([spec.seed, case_index, 5, idx])
         if signal in ("dwi", "adc"):  # as the axial DWI: b=0 and b=1000, ADC derived from them
             sigma = 1.5 * p.noise * p.scale
-            b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
+            images, extra, b0, b1000 = _diffusion_images(
+                p, r["b0"] * gain, r["b1000"] * gain, sigma, rng, grid
+            )
             if signal == "dwi":
-                vols = [_to_stored(b0, p), _to_stored(b1000, p)]
-                extra: list[Mapping[str, object]] = [{"bvalue": 0}, {"bvalue": 1000}]
+                vols = [_to_stored(v, p) for v in images]
             else:
                 vols, extra = [_to_stored(adc_map(b0, b1000, 4 * sigma), p)], [{}]
         else:
@@ -562,30 +656,29 @@ def _write_diffusion(
     masks_dir: Path,
     idx: int,
 ) -> None:
-    """Write the DWI series (b=0 and b=1000 at the same positions) and the derived ADC map as
-    ``wanted`` (series numbers after ``idx``); left out, they keep the later series' noise and
-    file names. ``legacy`` (the default sequences): no mask for the ADC map, as before."""
+    """Write the DWI series (b=0 and b=1000 at the same positions; the center's images, see
+    :func:`_diffusion_images`) and the derived ADC map as ``wanted`` (series numbers after
+    ``idx``); left out, they keep the later series' noise and file names. ``legacy`` (the default
+    sequences): no mask for the ADC map, as before."""
     p = pat.profile
+    drawn, written = _dwi_counts(p)
     if not wanted & {"dwi", "adc"}:
-        _skip_series(pat, rng, dwi, 2, 3)
+        _skip_series(pat, rng, dwi, drawn, written + 1)
         return
     pts = dwi.points()
     r = render(anat, pts, dwi.slab_offsets())
     gain = bias_field(pts, rng) * p.scale * 1.4 * rng.uniform(0.9, 1.1)
     sigma = 1.5 * p.noise * p.scale  # EPI: lower SNR than TSE
-    b0, b1000 = rician(r["b0"] * gain, sigma, rng), rician(r["b1000"] * gain, sigma, rng)
+    images, extra, b0, b1000 = _diffusion_images(
+        p, r["b0"] * gain, r["b1000"] * gain, sigma, rng, dwi
+    )
     idx += 1
     if "dwi" in wanted:
-        uid = pat.write_series(
-            "dwi",
-            idx,
-            [dwi, dwi],
-            [_to_stored(b0, p), _to_stored(b1000, p)],
-            [{"bvalue": 0}, {"bvalue": 1000}],
-        )
+        stored = [_to_stored(v, p) for v in images]
+        uid = pat.write_series("dwi", idx, [dwi] * len(stored), stored, extra)
         _write_mask(dwi, r["fraction"], masks_dir / f"{uid}.nii.gz")
     elif p.layout == "flat":
-        pat.file_counter += 2 * len(dwi.positions)
+        pat.file_counter += written * len(dwi.positions)
     idx += 1
     if "adc" in wanted:
         adc = _to_stored(adc_map(b0, b1000, 4 * sigma), p)
@@ -679,7 +772,13 @@ def main(argv: list[str] | None = None) -> int:
         help="patients per class (repeatable): myoma, sarcoma (uterine) or benign, borderline, "
         "malignant (ovarian); default myoma=20 sarcoma=12",
     )
-    ap.add_argument("--centers", type=int, default=3)
+    ap.add_argument(
+        "--centers",
+        type=int,
+        default=3,
+        help=f"number of centres, 1..{len(CENTERS)}: Siemens, GE, Philips, Canon (enhanced "
+        "multi-frame DICOM), Fujifilm, in that order (default 3)",
+    )
     ap.add_argument("--seed", type=int, default=2022)
     ap.add_argument(
         "--sequences",
