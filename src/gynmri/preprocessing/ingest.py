@@ -29,7 +29,7 @@ from gynmri.io.deid import series_key
 from gynmri.io.dicom import FileRecord, Series, discover
 from gynmri.io.kinds import MAGNITUDE, TRACE
 from gynmri.io.slices import empty_slices, empty_wide, encode_mask, encode_pixels
-from gynmri.io.volumes import Volume, build_volumes
+from gynmri.io.volumes import Volume, build_volumes, volume_kinds
 from gynmri.preprocessing import harmonize as hz
 from gynmri.preprocessing.qc import qc_record
 from gynmri.preprocessing.sequences import name_series
@@ -154,6 +154,7 @@ class _Used:
     warnings: dict[str, list[str]] = field(default_factory=dict)
     volume_slices: dict[str, int] = field(default_factory=dict)
     tumour_slices: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # every series: its volumes' kinds
     volume: dict[str, str] = field(default_factory=dict)  # label of the volume used
     trace: dict[str, str] = field(default_factory=dict)  # DWI: trace read or computed
 
@@ -313,6 +314,7 @@ def ingest_patient(
             rows += slice_rows
             wide += wide_rows
     for s in exam.series:
+        used.kinds[s.uid] = volume_kinds(s)
         for f in s.files:
             if f.status == "pending":
                 f.status = "excluded" if s.uid in exam.reasons else "used"

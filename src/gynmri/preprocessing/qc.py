@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from gynmri.io.deid import series_key
-from gynmri.io.volumes import volume_kinds
 
 
 def _series_entry(s, exam, used, secret: bytes) -> dict:
@@ -30,7 +29,7 @@ def _series_entry(s, exam, used, secret: bytes) -> dict:
         "matrix": list(s.matrix) if s.matrix else None,
         "files": len(s.files),
         "bvalues": s.bvalues,
-        "volumes": volume_kinds(s),
+        "volumes": used.kinds.get(s.uid, ""),
         "volume_used": used.volume.get(s.uid, ""),
         "dwi_trace": used.trace.get(s.uid, ""),
         "volume_slices": used.volume_slices.get(s.uid, 0),
