@@ -166,11 +166,11 @@ def paper_hours(images_per_s: float, first_step_s: float, config: Path | None = 
     sharing the GPU can only do better), the training step compiled once (``first_step_s``;
     classifiers and detectors share it, the others load it from the cache) and
     :data:`JOB_START_S` per network job."""
-    from gynmri.config import detector_train_cfg, load_config
+    from gynmri.config import load_config, localiser_cfg
 
     cfg = load_config(config or Path(__file__).resolve().parents[1] / "config/paper.yaml")
     train, models = cfg["train"], len(cfg["sequences"]["use"]) * cfg["folds"]["k"]
-    detector = detector_train_cfg(train, cfg["detect"])
+    detector = localiser_cfg(train, cfg["detect"])
     classifier_images = models * train["epochs"] * train["images_per_epoch"]
     detector_images = models * detector["epochs"] * detector["images_per_epoch"]
     jobs = 4 * models + 1  # train, train_detector, predict, predict_auto per model; Grad-CAM

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gynmri.detection.views import slice_metrics
 from gynmri.evaluation.classes import multiclass_metrics
 from gynmri.evaluation.confusion import counts, jaccard, macro_recall, rates
 from gynmri.evaluation.metrics import binary_metrics, metrics_with_ci, ss_avg_rows
 from gynmri.evaluation.readers import reader_table
+from gynmri.evaluation.selection import slice_metrics
 
 RNG = np.random.default_rng(12)
 

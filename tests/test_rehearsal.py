@@ -84,7 +84,7 @@ def test_rehearsal_is_the_paper_protocol_at_a_small_size():
 
 
 def test_rehearsal_plans_every_rule_of_the_study(tmp_path):
-    """Both DAGs have the same rules; the rehearsal trains 90 classifiers and 90 detectors."""
+    """Both DAGs have the same rules; the rehearsal trains 90 classifiers and 90 localisers."""
     plan = _bench("plan")
     paper_dir, rehearsal_dir = tmp_path / "paper", tmp_path / "rehearsal"
     paper_dir.mkdir()
@@ -171,7 +171,8 @@ def test_the_cut_runs_every_rule_and_meets_the_hospitals_gaps(cut_run):
     section = html[html.index("<h3>Best ensemble of each size") :]
     assert section[: section.index("</table>")].count("<tr>") == 2
     assert "patients_without_any" in html
-    for rule in ("train", "train_detector"):  # the training jobs traced the step at most once
+    # the training jobs traced their step at most once
+    for rule, program in (("train", "train_step"), ("train_detector", "localiser_step")):
         logs = [p.read_text() for p in (run / "results/logs" / rule).glob("*.log")]
         assert len(logs) == 4
-        assert sum("train_step: traced and exported" in t for t in logs) <= 1
+        assert sum(f"{program}: traced and exported" in t for t in logs) <= 1

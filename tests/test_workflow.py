@@ -177,21 +177,19 @@ def test_no_planted_identifier_reaches_results(run):
 def test_each_training_program_is_traced_and_compiled_once(run):
     """Jobs that start together take turns on a program's first trace and compilation
     (training/programs.SharedProgram): one traces (exports) and compiles it, the others load the
-    traced program and the compiled one. Classifiers and detectors of other budgets share the
-    program (the optimizer's settings are state)."""
-    logs = [
-        p.read_text()
-        for rule in ("train", "train_detector")
-        for p in sorted((run / "results/logs" / rule).glob("*.log"))
-    ]
-    traced = sum(text.count("XLA: train_step: traced and exported") for text in logs)
-    reused = sum(text.count("XLA: train_step: traced program loaded") for text in logs)
-    misses = sum(text.count("jit(train_step) compiled in") for text in logs)
-    loads = sum(text.count("jit(train_step) loaded from the compilation cache") for text in logs)
-    assert len(logs) == 8 and traced <= 1 and traced + reused == 8, (traced, reused)
-    assert misses <= 1 and misses + loads == 8, (misses, loads)
-    # each job says what it ran on
-    assert all("device: cpu" in t and "GPU memory: allocated as needed" in t for t in logs)
+    traced program and the compiled one: the classifiers' train step, the localisers' step."""
+    for rule, program in (("train", "train_step"), ("train_detector", "localiser_step")):
+        logs = [p.read_text() for p in sorted((run / "results/logs" / rule).glob("*.log"))]
+        traced = sum(text.count(f"XLA: {program}: traced and exported") for text in logs)
+        reused = sum(text.count(f"XLA: {program}: traced program loaded") for text in logs)
+        misses = sum(text.count(f"jit({program}) compiled in") for text in logs)
+        loads = sum(
+            text.count(f"jit({program}) loaded from the compilation cache") for text in logs
+        )
+        assert len(logs) == 4 and traced <= 1 and traced + reused == 4, (rule, traced, reused)
+        assert misses <= 1 and misses + loads == 4, (rule, misses, loads)
+        # each job says what it ran on
+        assert all("device: cpu" in t and "GPU memory: allocated as needed" in t for t in logs)
 
 
 def test_rerun_plans_nothing(run):

@@ -146,12 +146,29 @@ def load_config(path: str | Path) -> dict:
     return validate_config(config)
 
 
-def detector_train_cfg(train_cfg: dict, detect_cfg: dict) -> dict:
-    """Return the training settings of the detector: the classifier's (config train), with
-    detect/epochs and detect/images_per_epoch where set; never the classifier's pool size."""
-    cfg = dict(train_cfg)
+#: config detect keys that shape the localiser's network and its training batches.
+LOCALISER_KEYS = ("network", "base", "levels", "width", "decoder", "patch", "tumour_share")
+
+
+def localiser_cfg(train_cfg: dict, detect_cfg: dict, model_cfg: dict | None = None) -> dict:
+    """Return the settings of the tumour localiser (gynmri.localise): the classifier's training
+    settings (config train: batch size, learning rate, weight decay, seed), detect/epochs and
+    detect/images_per_epoch where set, the network keys of config detect, and the classifier's
+    BatchNorm momentum."""
+    cfg = {
+        k: train_cfg[k]
+        for k in (
+            "batch_size",
+            "epochs",
+            "images_per_epoch",
+            "learning_rate",
+            "weight_decay",
+            "seed",
+        )
+    }
     for key in ("epochs", "images_per_epoch"):
         if detect_cfg[key]:
             cfg[key] = detect_cfg[key]
-    cfg.pop("images_per_class", None)  # the pool size is the classifier's protocol
+    cfg.update({k: detect_cfg[k] for k in LOCALISER_KEYS})
+    cfg["bn_momentum"] = float((model_cfg or {}).get("bn_momentum", 0.9))
     return cfg

@@ -18,7 +18,7 @@ except ImportError:
         f"pip install -e {workflow.basedir}"
     ) from None
 
-from gynmri.config import ConfigError, detector_train_cfg, result_settings, validate_config
+from gynmri.config import ConfigError, localiser_cfg, result_settings, validate_config
 from gynmri.io.cases import covariate_columns, load_cases, read_slice_ranges
 from gynmri.io.deid import load_secret, secret_id
 from gynmri.preprocessing.sequences import check_known, load_rules
@@ -56,7 +56,7 @@ FOLDS = list(range(config["folds"]["k"]))
 # The settings each network is trained with, without the resource keys (threads, GPUs, memory,
 # run time), which do not change a model: changing them must not retrain anything.
 CLASSIFIER_TRAIN = result_settings(config["train"])
-DETECTOR_TRAIN = result_settings(detector_train_cfg(config["train"], config["detect"]))
+LOCALISER = localiser_cfg(config["train"], config["detect"], config["model"])
 # How slice probabilities become patient and ensemble scores (what readers, the slice-selection
 # evaluation and gynmri predict need of config evaluate).
 SCORING = {k: config["evaluate"][k] for k in ("aggregate", "combine", "threshold")}

@@ -1,6 +1,7 @@
-# Tumour-slice detector per (sequence, fold), trained on the wide slices of the fold's training
-# patients; the held-out fold then gets its slices selected automatically and classified, so the
-# report can set automatic beside annotated slice selection (and gynmri predict can use it).
+# Tumour localiser per (sequence, fold): a segmentation network trained on the wide slices and
+# masks of the fold's training patients (gynmri.localise); the held-out fold then gets its slices
+# selected and cropped automatically and classified, so the report can set automatic beside
+# annotated slice selection (and gynmri predict uses it).
 
 
 rule train_detector:
@@ -19,9 +20,8 @@ rule train_detector:
     params:
         patients=lambda wc: fold_patients(wc, "train"),
         size=config["harmonize"]["size"],
-        model=config["model"],
-        train=DETECTOR_TRAIN,
-        views={k: config["detect"][k] for k in ("tiles", "min_fraction")},
+        localiser=LOCALISER,
+        augment=config["train"]["augment"],
     script:
         "../scripts/train_detector.py"
 
@@ -44,7 +44,7 @@ rule predict_auto:
     params:
         patients=lambda wc: fold_patients(wc, "test"),
         classes=config["task"]["classes"],
-        threshold=config["detect"]["threshold"],
+        mm_per_px=config["harmonize"]["fov_mm"] / config["harmonize"]["size"],
     script:
         "../scripts/predict_auto.py"
 

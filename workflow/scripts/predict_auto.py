@@ -1,9 +1,9 @@
-"""Held-out patients of one (sequence, fold): slices selected by the detector, then classified."""
+"""Held-out patients of one (sequence, fold): slices selected by the localiser, then classified."""
 
 from pathlib import Path
 
-from gynmri.detection.crossval import predict_auto  # imports jax only when predicting
 from gynmri.io.slices import listed_tables
+from gynmri.localise.crossval import predict_auto  # imports jax only when predicting
 from gynmri.training.runtime import start_jax_job
 
 start_jax_job(snakemake.log[0], snakemake.threads, snakemake.resources.gpu_memory)
@@ -16,7 +16,7 @@ predict_auto(
     wc.sequence,
     int(wc.fold),
     p.classes,
-    p.threshold,
+    p.mm_per_px,
     Path(snakemake.output.predictions),
     Path(snakemake.output.selection),
 )

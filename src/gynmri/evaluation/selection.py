@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from gynmri.detection.views import slice_metrics
+from gynmri.evaluation.confusion import counts, jaccard, rates
 from gynmri.evaluation.metrics import pooled_metrics
 from gynmri.evaluation.scoring import (
     best_ensemble,
@@ -14,10 +15,25 @@ from gynmri.evaluation.scoring import (
 )
 
 
+def slice_metrics(truth: np.ndarray, selected: np.ndarray) -> dict:
+    """Return slice-level sensitivity, specificity and Jaccard overlap of selected vs true slices."""
+    c = counts(truth, selected)
+    r = rates(c)
+    return {
+        "slices": len(np.asarray(truth)),
+        "tumour_slices": c["tp"] + c["fn"],
+        "selected": c["tp"] + c["fp"],
+        "sensitivity": r["sensitivity"],
+        "specificity": r["specificity"],
+        "jaccard": jaccard(c),
+    }
+
+
 def slice_table(selection: pd.DataFrame, mm_per_px: float) -> pd.DataFrame:
     """Return per sequence (pooled over held-out patients): sensitivity, specificity and Jaccard
     of the selected vs annotated slices, the share of patients whose selection hits at least one
-    annotated slice, the mean per-patient Jaccard, and the median tumour-center error in mm."""
+    annotated slice, the mean per-patient Jaccard, the median tumour-center error in mm, and the
+    localiser's segmentation quality: mean Dice and median HD95 (mm) of the kept tumour."""
     rows = []
     for sequence, part in selection.groupby("sequence", sort=False):
         per_patient = part.groupby("patient")
@@ -37,6 +53,9 @@ def slice_table(selection: pd.DataFrame, mm_per_px: float) -> pd.DataFrame:
                 "patients_hit": float(hit.mean()),
                 "jaccard_per_patient": float(jaccard.mean()),
                 "center_error_mm_median": float(errors.median()),
+                # the localiser's kept 3-D tumour against the annotation, per patient
+                "dice_mean": float(per_patient["dice"].first().mean()),
+                "hd95_mm_median": float(per_patient["hd95_mm"].first().median()),
             }
         )
     return pd.DataFrame(rows)

@@ -92,8 +92,16 @@ def gradcam(
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def _draw(ax: Any, image: np.ndarray, heatmap: np.ndarray, title: str, alpha: float) -> None:
-    """Draw one slice with its heatmap on a matplotlib Axes."""
+def _draw(
+    ax: Any,
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    title: str,
+    alpha: float,
+    outline: np.ndarray | None = None,
+) -> None:
+    """Draw one slice with its heatmap on a matplotlib Axes, and the outline of a mask (the
+    localiser's tumour) when given."""
     from matplotlib import colormaps
 
     image = np.asarray(image, np.float32)
@@ -110,6 +118,8 @@ def _draw(ax: Any, image: np.ndarray, heatmap: np.ndarray, title: str, alpha: fl
     rgba = colormaps["jet"](h)
     rgba[..., 3] = alpha * h  # opacity follows the map: anatomy stays visible where it is low
     ax.imshow(rgba, interpolation="bilinear")
+    if outline is not None and np.any(outline):
+        ax.contour(np.asarray(outline, np.float32), levels=[0.5], colors="lime", linewidths=1.2)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=8)
@@ -147,9 +157,11 @@ def overlay_grid_png(
     titles: Sequence[str] | None = None,
     alpha: float = 0.4,
     ncols: int | None = None,
+    outlines: Sequence[np.ndarray] | np.ndarray | None = None,
 ) -> Path:
     """Write one PNG with slices and their heatmaps (as overlay_png), ``ncols`` per row (all in
-    one row by default); returns the path."""
+    one row by default), with the outline of ``outlines[i]`` (masks) when given; returns the
+    path."""
     n = len(images)
     titles = [""] * n if titles is None else list(titles)
     if n == 0 or len(heatmaps) != n or len(titles) != n:
@@ -164,8 +176,11 @@ def overlay_grid_png(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
-    for ax, image, heatmap, title in zip(axes[:n], images, heatmaps, titles, strict=True):
-        _draw(ax, image, heatmap, title, alpha)
+    outlines = [None] * n if outlines is None else list(outlines)
+    for ax, image, heatmap, title, outline in zip(
+        axes[:n], images, heatmaps, titles, outlines, strict=True
+    ):
+        _draw(ax, image, heatmap, title, alpha, outline)
     return _save(fig, path)
 
 

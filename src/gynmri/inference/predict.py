@@ -2,8 +2,9 @@
 
 The exam goes through the pipeline's own steps: discovery, naming and series choice and the wide
 slices of ingest (:mod:`gynmri.preprocessing.ingest`, pixels rounded as the tables store them),
-the tumour-slice selection of the workflow's automatic-selection jobs
-(:func:`gynmri.detection.selector.select_and_crop`, detectors of every fold averaged), every fold
+the tumour localisation of the workflow's automatic-selection jobs
+(:func:`gynmri.localise.crossval.localise_series`: the segmentation networks of every fold
+averaged, slices whose predicted tumour passes the area threshold, cropped around its centroid), every fold
 model's classification of the selected slices, and the evaluation's scoring
 (:mod:`gynmri.evaluation.scoring`: slices -> exam per fold model, the mean over fold models,
 sequences combined into the run's best ensemble). Grad-CAM maps of the selected slices show where
@@ -26,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gynmri.detection.selector import select_and_crop
-from gynmri.detection.views import DETECTOR_CLASSES
 from gynmri.evaluation.scoring import exam_scores, prob_columns
 from gynmri.inference.manifest import PredictError, load_manifest
 from gynmri.io.dicom import Series
@@ -116,22 +115,40 @@ class _Timer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def load_localisers(results: Path, manifest: dict, sequence: str) -> list:
+    """Return the (network, meta) localisers of every fold of one sequence, refusing those made
+    for another image size than the manifest's."""
+    from gynmri.localise.store import load_localiser
+
+    out = []
+    for fold in manifest["folds"]:
+        path = Path(results) / manifest["detectors"].format(sequence=sequence, fold=fold)
+        if not path.is_dir():
+            raise PredictError(f"localiser {path} not found: the results folder is incomplete")
+        try:
+            net, meta = load_localiser(path)
+        except (ValueError, KeyError) as err:
+            raise PredictError(f"localiser {path}: {err}") from None
+        if int(meta["size"]) != int(manifest["harmonize"]["size"]):
+            raise PredictError(
+                f"localiser {path} crops {meta['size']}-pixel slices, but the models need "
+                f"{manifest['harmonize']['size']}: models of another image size"
+            )
+        out.append((net, meta))
+    return out
+
+
 def _classify(results: Path, manifest: dict, sequence: str, images: np.ndarray, timer: _Timer):
     """Return (selection, slice predictions of every fold model, fold models) of one sequence."""
+    from gynmri.localise.crossval import localise_series
     from gynmri.training.step import predict_proba
 
-    classes, dcfg = manifest["task"]["classes"], manifest["detect"]
+    classes = manifest["task"]["classes"]
     with timer.step("load_models"):
-        detectors = load_models(results, manifest, sequence, "detectors", DETECTOR_CLASSES)
+        localisers = load_localisers(results, manifest, sequence)
         models = load_models(results, manifest, sequence, "models", classes)
     with timer.step("detect"):
-        selection = select_and_crop(
-            detectors,
-            images,
-            int(manifest["harmonize"]["size"]),
-            int(dcfg["tiles"]),
-            float(dcfg["threshold"]),
-        )
+        selection = localise_series(localisers, images, int(manifest["harmonize"]["size"]))
     slices = pd.DataFrame(
         {"patient": EXAM, "sequence": sequence, "label": "", "slice_index": selection.chosen}
     )
@@ -144,15 +161,19 @@ def _classify(results: Path, manifest: dict, sequence: str, images: np.ndarray, 
 
 
 def _explain(models, selection, class_index: int, classes, path: Path, sequence: str) -> Path:
-    """Write the Grad-CAM maps (mean over the fold models) of the selected slices to a PNG."""
+    """Write the Grad-CAM maps (mean over the fold models) of the selected slices to a PNG, with
+    the outline of the tumour the localiser segmented."""
     from gynmri.inference.explain import gradcam, overlay_grid_png
+    from gynmri.localise.locate import crop_at
 
     crops = selection.crops
     show = np.linspace(0, len(crops) - 1, min(len(crops), 6)).round().astype(int)
     maps = np.mean([gradcam(m, crops[show], class_index) for m in models], axis=0)
     maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+    loc = selection.localisation
+    outlines = crop_at(loc.mask[loc.chosen], loc.center, crops.shape[-1])[show]
     titles = [f"{sequence} slice {int(selection.chosen[i])}" for i in show]
-    return Path(overlay_grid_png(crops[show], maps, path, titles))
+    return Path(overlay_grid_png(crops[show], maps, path, titles, outlines=outlines))
 
 
 def _probabilities(scores: pd.DataFrame, classes: list[str]) -> dict[str, float]:
@@ -190,7 +211,7 @@ def predict_exam(
             "plane": series.plane,
             "slices": len(images),
             "selected_slices": selection.chosen.tolist(),
-            "slice_tumour_scores": [round(float(s), 4) for s in selection.scores],
+            "slice_tumour_area_px": [int(a) for a in selection.localisation.area_px],
             "tumour_center_px": [round(float(c), 1) for c in selection.center],
             "probabilities": probs,
         }

@@ -253,13 +253,15 @@ def _selection(r: ReportInputs) -> list[str]:
         return []
     return [
         "<h2>Automatic vs annotated slice selection</h2>",
-        '<p class="note">A tumour-slice detector (same network family, trained per sequence '
-        "and fold on the training patients' annotated slices) scans wide, volume-centered "
-        "slices; the slices it selects are cropped around the tumour center it finds and "
-        "classified. Slice level: its selection of the held-out patients' slices against the "
-        "annotated ones. Patient level: the same models with annotated vs automatic slices.</p>",
+        '<p class="note">A tumour localiser (a segmentation network trained per sequence and '
+        "fold on the training patients' wide slices and masks) segments the tumour on wide, "
+        "volume-centered slices; the slices where its largest 3-D tumour covers the area "
+        "threshold chosen on the training patients are cropped around the tumour's centroid "
+        "and classified. Slice level: its selection of the held-out patients' slices against "
+        "the annotated ones; Dice and HD95 of the segmented tumour against the annotation. "
+        "Patient level: the same models with annotated vs automatic slices.</p>",
         table(
-            r.selection_slices.round({"center_error_mm_median": 1}),
+            r.selection_slices.round({"center_error_mm_median": 1, "hd95_mm_median": 1}),
             ["sensitivity", "specificity", "jaccard", "patients_hit", "jaccard_per_patient"],
         ),
         _side_by_side(r).to_html(index=False, border=0, classes="t", na_rep=""),

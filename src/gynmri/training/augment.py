@@ -148,3 +148,20 @@ def augment_with_keys(
     """
     cfg = settings(cfg)
     return jax.vmap(lambda k, im: augment_one(k, im, cfg))(keys, jnp.asarray(images, jnp.float32))
+
+
+def augment_with_masks(
+    keys: jax.Array, images: jax.Array, masks: jax.Array, cfg: Mapping[str, Any] | None
+) -> tuple[jax.Array, jax.Array]:
+    """Return images (N, H, W) augmented as :func:`augment_with_keys` does, and their masks
+    (N, H, W) moved by the same geometric transform (bilinear, then >= 0.5: a mask stays 0/1);
+    intensity changes apply to the images only."""
+    cfg = settings(cfg)
+
+    def one(key: jax.Array, image: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = augment_one(key, image, cfg)
+        if geometry_enabled(cfg):  # augment_one's geometric key: the first of its split
+            mask = _warp_one(jax.random.split(key, 3)[0], mask, cfg) >= 0.5
+        return out, mask.astype(jnp.float32)
+
+    return jax.vmap(one)(keys, jnp.asarray(images, jnp.float32), jnp.asarray(masks, jnp.float32))

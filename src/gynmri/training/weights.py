@@ -18,7 +18,7 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 
 
-def flat_state(model: MobileNetV2) -> dict[str, Any]:
+def flat_state(model: nnx.Module) -> dict[str, Any]:
     """Return the model's full state (params + batch stats) as {'a/b/0/kernel': array}."""
     flat: dict[str, Any] = {}
 
@@ -57,9 +57,16 @@ def load_model(path: Path) -> tuple[MobileNetV2, dict]:
     path = Path(path)
     meta = json.loads((path / META_FILE).read_text())
     model = build_model(int(meta["n_classes"]), meta["model_cfg"])
+    restore_state(model, path)
+    return model, meta
+
+
+def restore_state(model: nnx.Module, path: Path) -> None:
+    """Fill ``model`` (any nnx module) with the state saved in ``path``/state.npz and put it in
+    eval mode; ValueError when the saved state is not of the model's architecture."""
     state = nnx.state(model)
     target = flat_state(model)
-    with np.load(path / STATE_FILE) as saved:
+    with np.load(Path(path) / STATE_FILE) as saved:
         if set(saved.files) != set(target):
             diff = sorted(set(saved.files) ^ set(target))[:5]
             raise ValueError(f"{path}: saved state does not match the architecture in meta: {diff}")
@@ -76,7 +83,6 @@ def load_model(path: Path) -> tuple[MobileNetV2, dict]:
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
     model.eval()
-    return model, meta
 
 
 class ModelMismatch(ValueError):

@@ -1,0 +1,1 @@
+"""Tumour localisation: slices and centre from a segmentation network's probability maps."""

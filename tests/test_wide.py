@@ -1,0 +1,48 @@
+"""The wide slices of ingest: what the localiser scans, and the crop the classifier sees."""
+
+from pathlib import Path
+
+import numpy as np
+
+from gynmri.config import load_config
+from gynmri.io.deid import DEMO_KEY
+from gynmri.io.slices import to_images, to_masks
+from gynmri.localise.locate import crop_at
+from gynmri.preprocessing.harmonize import wide_size
+from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.sequences import load_rules
+from gynmri.synth import SynthSpec, plan_cohort, write_patient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
+    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=3)
+    row = plan_cohort(spec).iloc[0]
+    write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
+    config = load_config(ROOT / "config" / "config.yaml")
+    result = ingest_patient(
+        tmp_path / "dicom" / row.patient_dir,
+        tmp_path / "masks" / row.patient_dir,
+        case={"patient": "P01", "center": row.center, "label": row.label, "label_index": 0},
+        settings=IngestSettings.from_config(config),
+        rules=load_rules(ROOT / "config" / "sequences.yaml"),
+        secret=DEMO_KEY,
+    )
+    table, wide = result.slices, result.wide
+    size = config["harmonize"]["size"]
+    n = wide_size(size, config["harmonize"]["fov_mm"], config["detect"]["fov_mm"])
+    assert set(wide["height"]) == {n}
+    for sequence in ("T2axi", "DWI"):
+        w = wide[wide["sequence"] == sequence].sort_values("slice_index")
+        t = table[table["sequence"] == sequence].sort_values("slice_index")
+        # the annotated wide slices are exactly the slice table's slices
+        assert w.loc[w["annotated"], "slice_index"].tolist() == t["slice_index"].tolist()
+        masks = to_masks(w)
+        assert masks[w["annotated"].to_numpy()].any(axis=(1, 2)).all()
+        # a crop around the tumour center of a wide slice matches the classifier's slice
+        k = int(t["slice_index"].iloc[len(t) // 2])
+        center = np.argwhere(masks[w["annotated"].to_numpy()]).mean(axis=0)[1:]
+        crop = crop_at(to_images(w[w["slice_index"] == k]), center, size)[0]
+        classifier = to_images(t[t["slice_index"] == k])[0]
+        assert np.corrcoef(crop.ravel(), classifier.ravel())[0, 1] > 0.9
