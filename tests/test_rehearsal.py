@@ -51,6 +51,8 @@ SIZES = {
     "train.learning_rate",
     "detect.epochs",
     "detect.images_per_epoch",
+    "detect.levels",  # the localiser's depth and patches follow the slice size
+    "detect.patch",
     "folds.lock",
 }
 

@@ -54,8 +54,13 @@ def slice_table(selection: pd.DataFrame, mm_per_px: float) -> pd.DataFrame:
                 "jaccard_per_patient": float(jaccard.mean()),
                 "center_error_mm_median": float(errors.median()),
                 # the localiser's kept 3-D tumour against the annotation, per patient
-                "dice_mean": float(per_patient["dice"].first().mean()),
-                "hd95_mm_median": float(per_patient["hd95_mm"].first().median()),
+                **{
+                    name: float(how(per_patient[column].first())) if column in part else np.nan
+                    for name, column, how in (
+                        ("dice_mean", "dice", pd.Series.mean),
+                        ("hd95_mm_median", "hd95_mm", pd.Series.median),
+                    )
+                },
             }
         )
     return pd.DataFrame(rows)
