@@ -153,23 +153,29 @@ def _mosaic_tiles(frame: Frame, ds: pydicom.Dataset) -> list[Frame]:
     b = frame.bvalue
     if b is None and csa.get("B_value"):
         b = float(csa["B_value"][0])
+    return _tiles(frame, [first + k * step * normal for k in range(count)], (rows, cols), b, side)
+
+
+def _tiles(frame: Frame, positions: list, shape: tuple[int, int], b, per_row: int) -> list[Frame]:
+    """Return the tiles of one mosaic or grid image: tile k at ``positions[k]``, row-major,
+    ``per_row`` tiles per row of the image, each ``shape`` pixels."""
     return [
         Frame(
             frame.rec,
             k,
-            first + k * step * normal,
+            position,
             frame.orientation,
             frame.spacing,
-            (rows, cols),
+            shape,
             b,
             frame.echo,
             frame.order[:-1] + (k,),
             frame.slope,
             frame.intercept,
-            side,
+            per_row,
             frame.kind,
         )
-        for k in range(count)
+        for k, position in enumerate(positions)
     ]
 
 
@@ -202,21 +208,4 @@ def _grid_tiles(frame: Frame, ds: pydicom.Dataset) -> list[Frame]:
     rows_of_tiles = int(np.ceil(count / cols))
     shape = (frame.shape[0] // rows_of_tiles, frame.shape[1] // cols)
     b = frame.bvalue if frame.bvalue is not None else number(ds, (0x0065, 0x1009))
-    return [
-        Frame(
-            frame.rec,
-            k,
-            positions[k],
-            frame.orientation,
-            frame.spacing,
-            shape,
-            b,
-            frame.echo,
-            frame.order[:-1] + (k,),
-            frame.slope,
-            frame.intercept,
-            cols,
-            frame.kind,
-        )
-        for k in range(count)
-    ]
+    return _tiles(frame, positions, shape, b, cols)
