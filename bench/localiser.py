@@ -22,8 +22,9 @@ import pandas as pd
 from gynmri.config import load_config, localiser_cfg
 from gynmri.io.slices import read_wide, to_images, to_masks
 from gynmri.localise import metrics
-from gynmri.localise.locate import choose_area_threshold, locate
-from gynmri.localise.train import fit_localiser, predict_maps
+from gynmri.localise.crossval import by_patient, fit_and_calibrate
+from gynmri.localise.locate import locate
+from gynmri.localise.train import predict_maps
 
 
 def _patients(results: Path, fold: int, part: str) -> list[Path]:
@@ -33,15 +34,10 @@ def _patients(results: Path, fold: int, part: str) -> list[Path]:
     ]
 
 
-def _by_patient(wide: pd.DataFrame):
-    for _, part in wide.sort_values(["patient", "slice_index"]).groupby("patient", sort=True):
-        yield part
-
-
 def evaluate(net, wide: pd.DataFrame, threshold: float, mm_per_px: float) -> dict:
     """Return the localiser's figures on the test patients of one sequence."""
     rows = []
-    for part in _by_patient(wide):
+    for part in by_patient(wide.sort_values(["patient", "slice_index"])):
         true = to_masks(part)
         loc = locate(predict_maps(net, to_images(part)), threshold)
         scores = metrics.slice_scores(loc.chosen_mask, part["annotated"].to_numpy())
@@ -98,27 +94,18 @@ def main() -> None:
                 {k: float(v) if "." in v else int(v) for k, v in (a.split("=") for a in args.set)}
             )
             t0 = time.perf_counter()
-            net, history = fit_localiser(
-                to_images(train),
-                to_masks(train),
-                cfg,
-                config["train"]["augment"],
+            net, history, threshold = fit_and_calibrate(
+                train.sort_values(["patient", "slice_index"]), cfg, config["train"]["augment"],
                 log=lambda s: None,
-            )
+            )  # fmt: skip
             seconds = time.perf_counter() - t0
-            print(f"{sequence} {network}: trained in {seconds:.1f} s", flush=True)
-            areas = [
-                locate(predict_maps(net, to_images(p)), 0.0).area_px for p in _by_patient(train)
-            ]
-            annotated = [p["annotated"].to_numpy() for p in _by_patient(train)]
-            threshold = choose_area_threshold(areas, annotated)
             print(
-                f"{sequence} {network}: area threshold {threshold:g} px ({time.perf_counter() - t0:.1f} s)",
+                f"{sequence} {network}: {seconds:.1f} s, area threshold {threshold:g} px",
                 flush=True,
             )
             row = {"sequence": sequence, "network": network, "area_px": threshold}
             row.update(evaluate(net, test, threshold, mm_per_px))
-            row.update(train_s=seconds, first_epoch_s=history.seconds.iloc[0])
+            row.update(train_and_threshold_s=seconds, first_epoch_s=history.seconds.iloc[0])
             out.append(row)
             print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
     print(pd.DataFrame(out).to_string(index=False, float_format="%.3f"))

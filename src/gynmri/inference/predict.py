@@ -45,7 +45,7 @@ EXAM = "exam"
 def load_models(
     results: Path, manifest: dict, sequence: str, kind: str, classes: list[str]
 ) -> list:
-    """Return the fold models of one sequence (``kind``: models or detectors), refusing models of
+    """Return the fold classifiers of one sequence (``kind``: the manifest's path key), refusing models of
     another task or image size than the manifest's."""
     from gynmri.training.weights import ModelMismatch, load_checked
 

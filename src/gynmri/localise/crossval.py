@@ -38,6 +38,18 @@ def by_patient(wide: pd.DataFrame):
         yield part
 
 
+def fit_and_calibrate(wide: pd.DataFrame, cfg: dict, augment: dict, log=print):
+    """Return (network, history, slice-area threshold) trained and chosen on ``wide``'s patients
+    (their masks; the threshold against their annotated slices)."""
+    from gynmri.localise.train import fit_localiser, predict_maps
+
+    net, history = fit_localiser(to_images(wide), to_masks(wide), cfg, augment, log=log)
+    parts = list(by_patient(wide))
+    areas = [locate(predict_maps(net, to_images(p)), 0.0).area_px for p in parts]
+    threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
+    return net, history, threshold
+
+
 def train_localiser(
     wide_paths: list[str],
     train_patients: list[str],
@@ -55,7 +67,6 @@ def train_localiser(
     train/augment; ``size``: the classifier's slice size (the crop taken around the tumour).
     """
     from gynmri.localise.store import save_localiser
-    from gynmri.localise.train import fit_localiser, predict_maps
 
     wide = wide_of(wide_paths, train_patients, sequence)
     if wide.empty:
@@ -66,10 +77,7 @@ def train_localiser(
         sequence, fold, len(wide), int(masks.any(axis=(1, 2)).sum()), wide["patient"].nunique(),
         cfg["network"],
     )  # fmt: skip
-    net, history = fit_localiser(to_images(wide), masks, cfg, augment, log=log.info)
-    parts = list(by_patient(wide))
-    areas = [locate(predict_maps(net, to_images(p)), 0.0).area_px for p in parts]
-    threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
+    net, history, threshold = fit_and_calibrate(wide, cfg, augment, log.info)
     log.info("%s fold %d: slices selected from %g tumour pixels on", sequence, fold, threshold)
     meta = {
         "sequence": sequence,
