@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     ap.add_argument("--fold", type=int, default=1)
     ap.add_argument("--networks", nargs="+", default=["unet", "mobile"])
+    ap.add_argument("--sequences", nargs="+", default=None, help="default: the config's")
     ap.add_argument(
         "--set",
         nargs="*",
@@ -85,7 +86,7 @@ def main() -> None:
     train_paths = _patients(args.results, args.fold, "train")
     test_paths = _patients(args.results, args.fold, "test")
     out = []
-    for sequence in config["sequences"]["use"]:
+    for sequence in args.sequences or config["sequences"]["use"]:
         train, test = read_wide(train_paths, sequence), read_wide(test_paths, sequence)
         for network in args.networks:
             cfg = localiser_cfg(config["train"], config["detect"], config["model"])

@@ -1,4 +1,5 @@
-"""Grad-CAM (gynmri.inference.explain) and the MobileNetV2 features/head split it relies on."""
+"""Map overlays and the report's sample of maps (gynmri.inference.explain), and the MobileNetV2
+features/head split that the class-activation maps rely on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from gynmri.inference.explain import gradcam, overlay_grid_png, overlay_png
+from gynmri.inference.cam_scores import FoldMaps, Views
+from gynmri.inference.explain import overlay_grid_png, overlay_png, plot_cam_sample
 from gynmri.training.model import build_model, relu6, to_nhwc
 
 CFG = {"width": 0.35, "stem": "single", "depthwise": "shifted", "bn_momentum": 0.9}
@@ -72,8 +74,6 @@ def _run(how, graphdef, state, x):
         return m(x)
     if how == "split":
         return m.head(m.features(x))
-    if how == "features":
-        return m.features(x)
     return _old_call(m, x)
 
 
@@ -98,92 +98,6 @@ def test_features_head_reproduce_call(model, dtype):
         np.testing.assert_allclose(np.asarray(call), np.asarray(old), rtol=0, atol=0)
 
 
-def test_gradcam_shape_range_deterministic(model):
-    model.train()  # gradcam must use eval mode itself and leave the caller's mode alone
-    before = jax.tree_util.tree_map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
-    x = _images(5, 64)
-    cam = gradcam(model, x, 1, batch_size=4)  # 5 images: one full and one padded batch
-    assert cam.shape == (5, 64, 64) and cam.dtype == np.float32
-    assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
-    for c in cam:  # each map is normalized to a peak of 1, or all zero
-        assert c.max() == pytest.approx(1.0, abs=1e-6) or not c.any()
-        assert c.std() > 0  # a 2x2 map upsampled is not constant
-    np.testing.assert_array_equal(gradcam(model, x, 1, batch_size=4), cam)
-    # Position in the batch and padding do not change a map (same compiled shape: no recompile).
-    np.testing.assert_allclose(
-        gradcam(model, x[[4, 0, 1, 2]], 1, batch_size=4)[0], cam[4], atol=1e-6
-    )
-    # One class per image: the class-1 maps are the int's, the class-0 ones differ.
-    mixed = gradcam(model, x, np.array([0, 1, 0, 1, 1]), batch_size=4)
-    np.testing.assert_array_equal(mixed[[1, 3, 4]], cam[[1, 3, 4]])
-    assert not np.allclose(mixed[0], cam[0])
-    assert model.stem_bn.use_running_average is False
-    after = jax.tree_util.tree_map(np.asarray, nnx.to_pure_dict(nnx.state(model)))
-    jax.tree_util.tree_map(np.testing.assert_array_equal, before, after)
-    model.eval()
-
-
-def test_gradcam_edge_cases(model):
-    x = _images(3, 64)
-    assert gradcam(model, x[:0], 0).shape == (0, 64, 64)
-    with pytest.raises(ValueError, match="class_index"):
-        gradcam(model, x, 2)
-    with pytest.raises(ValueError, match="class_index"):
-        gradcam(model, x, [0, 1])
-
-
-def test_gradcam_matches_independent_computation(model):
-    """Weights = d logit / d features (finite differences), map rebuilt by hand in numpy."""
-    model.eval()
-    graphdef, state = nnx.split(model)
-    x = _images(4, 64, seed=5)
-    classes = np.array([0, 1, 1, 0])
-    feats = _run("features", graphdef, state, to_nhwc(jnp.asarray(x), 1))
-    feats = np.asarray(feats, np.float64)  # (4, 2, 2, 1280)
-    n, h, w, c = feats.shape
-
-    # Finite differences of the head on a few feature entries; the head is linear in the
-    # features, so central differences are exact up to float32 rounding.
-    head = jax.jit(lambda f: nnx.merge(graphdef, state).head(f))
-    rng = np.random.default_rng(0)
-    eps = 0.05
-    grads = {}
-    for i, j, ch in rng.integers(0, [h, w, c], size=(8, 3)):
-        bump = np.zeros_like(feats, np.float32)
-        bump[:, i, j, ch] = eps
-        up = np.asarray(head(jnp.asarray(feats + bump, jnp.float32)), np.float64)
-        down = np.asarray(head(jnp.asarray(feats - bump, jnp.float32)), np.float64)
-        grads[(i, j, ch)] = (up - down)[np.arange(n), classes] / (2 * eps)  # (n,)
-    # For global-average-pool + dense, d logit_k / d A[i, j, c] = kernel[c, k] / (h * w)
-    # everywhere: the Grad-CAM weight (its spatial mean) is that too.
-    kernel = np.asarray(model.classifier.kernel[...], np.float64)  # (C, K)
-    weights = kernel[:, classes].T / (h * w)  # (n, C)
-    for (_, _, ch), g in grads.items():
-        np.testing.assert_allclose(g, weights[:, ch], rtol=2e-3, atol=1e-6)
-
-    coarse = np.maximum(np.einsum("nhwc,nc->nhw", feats, weights), 0)
-    up = np.asarray(jax.image.resize(jnp.asarray(coarse), (n, 64, 64), "bilinear"), np.float64)
-    peak = up.max(axis=(1, 2), keepdims=True)
-    expected = np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0)
-    assert (peak > 0).all()
-    np.testing.assert_allclose(gradcam(model, x, classes, batch_size=4), expected, atol=2e-5)
-
-
-def test_gradcam_all_zero_map_stays_zero(model):
-    # Negate the class-0 evidence: relu leaves nothing, and the map must be 0, not NaN.
-    m = nnx.clone(model)
-    m.eval()
-    graphdef, state = nnx.split(m)
-    x = _images(4, 64, seed=7)
-    feats = _run("features", graphdef, state, to_nhwc(jnp.asarray(x), 1))
-    kernel = np.asarray(m.classifier.kernel[...]).copy()
-    kernel[:, 0] = -np.abs(kernel[:, 0])  # features are >= 0 (relu6), so sum w_c A_c <= 0
-    m.classifier.kernel.set_value(jnp.asarray(kernel))
-    cam = gradcam(m, x, 0, batch_size=4)
-    assert np.asarray(feats).max() > 0
-    np.testing.assert_array_equal(cam, 0)
-
-
 def _png_size(path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
@@ -206,3 +120,25 @@ def test_overlay_png(tmp_path):
         overlay_png(image, heat[:16], tmp_path / "bad.png")
     with pytest.raises(ValueError):
         overlay_grid_png([image] * 2, [heat] * 2, tmp_path / "bad.png", ["only one"])
+
+
+def test_cam_sample_draws_one_patient_per_class_in_every_sequence(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = np.zeros((3, 32, 32), bool)
+    masks[:, 10:20, 10:20] = True
+
+    def fold(sequence, patients, labels):
+        n = len(patients)
+        views = Views(patients, np.array(labels), rng.standard_normal((n, 32, 32)), masks[:n])
+        maps = {"hirescam": rng.random((n, 32, 32)), "gradcam": np.zeros((n, 32, 32))}
+        return FoldMaps(sequence, 0, views, np.array(labels), maps)
+
+    # Pa has no DWI slice: Pb (complete) is drawn for class 0 before it; Pc for class 1
+    folds = [fold("T2axi", ["Pa", "Pb", "Pc"], [0, 0, 1]), fold("DWI", ["Pb", "Pc"], [0, 1])]
+    one = plot_cam_sample(folds, ["myoma", "sarcoma"], tmp_path / "one.png", "hirescam")
+    w, h = _png_size(one)
+    assert 400 < w < 800 and 400 < h < 800  # 2 patients x 2 sequences
+    two = plot_cam_sample(folds, ["myoma", "sarcoma"], tmp_path / "two.png", "hirescam", 2)
+    assert _png_size(two)[1] > 1.3 * h  # a third row: Pa, its DWI panel blank
+    with pytest.raises(ValueError, match="no held-out patient"):
+        plot_cam_sample([fold("T2axi", [], [])], ["myoma"], tmp_path / "x.png", "hirescam")

@@ -12,7 +12,7 @@ from gynmri.localise.networks import build_network, segment_logits
 from gynmri.localise.store import load_localiser, save_localiser
 from gynmri.localise.train import BalancedPatches, fit_localiser, predict_maps
 
-SMALL = {"network": "unet", "base": 4, "levels": 2, "bn_momentum": 0.9}
+SMALL = {"network": "unet", "base": 4, "levels": 2, "stem_stride": 2, "bn_momentum": 0.9}
 TRAIN = {
     "epochs": 8, "images_per_epoch": 128, "batch_size": 16, "learning_rate": 0.01,
     "weight_decay": 0.0, "tumour_share": 0.5, "seed": 0, "patch": 24,
@@ -32,7 +32,9 @@ def blobs(n: int = 24, size: int = 40, seed: int = 0) -> tuple[np.ndarray, np.nd
 
 
 @pytest.mark.parametrize(
-    "cfg", [SMALL, {"network": "mobile", "width": 0.35, "decoder": 8}], ids=["unet", "mobile"]
+    "cfg",
+    [SMALL, {**SMALL, "stem_stride": 1}, {"network": "mobile", "width": 0.35, "decoder": 8}],
+    ids=["unet", "unet-full-resolution", "mobile"],
 )
 def test_networks_give_full_size_logits_for_any_slice_size(cfg):
     net = build_network(cfg)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pydicom
@@ -81,7 +82,7 @@ def test_report_and_tables_are_written(run):
     ).all()
     assert "SIMULATED" in html and "Reader study" in html and "Confusion matrices" in html
     # automatic (detector) vs annotated slice selection, side by side
-    assert "Automatic vs annotated slice selection" in html and "Grad-CAM" in html
+    assert "Automatic vs annotated slice selection" in html and "Where the models look" in html
     selection = pd.read_csv(run / "results/metrics/selection_slices.tsv", sep="\t")
     assert set(selection["sequence"]) == {"T2axi", "DWI"} and (selection["patients"] == 9).all()
     assert (
@@ -92,8 +93,31 @@ def test_report_and_tables_are_written(run):
     )
     side = pd.read_csv(run / "results/metrics/selection_patients.tsv", sep="\t")
     assert set(side["selection"]) == {"annotated", "automatic"} and (side["n"] == 9).all()
-    for png in ("roc", "ensembles", "confusion", "training", "readers", "gradcam"):
+    for png in ("roc", "ensembles", "confusion", "training", "readers", "gradcam", "localiser"):
         assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
+    # the localiser's kept tumour of every held-out patient, slice for slice, for the figure
+    for sel_path in (run / "results/detectors").glob("*/fold*/selection.parquet"):
+        sel = pd.read_parquet(sel_path)
+        with np.load(sel_path.with_name("masks.npz")) as masks:
+            assert sorted(masks.files) == sorted(sel["patient"].unique())
+            for patient, part in sel.groupby("patient"):
+                assert masks[patient].shape[0] == len(part) and masks[patient].dtype == bool
+    # class-activation maps of every held-out patient scored against the tumour
+    explanations = pd.read_csv(run / "results/metrics/explanations.tsv", sep="\t")
+    assert sorted(zip(explanations["sequence"], explanations["method"], strict=True)) == sorted(
+        (s, m) for s in ("T2axi", "DWI") for m in ("gradcam", "gradcam16", "hirescam")
+    )
+    assert (explanations["patients_total"] == 9).all()
+    rates = explanations[["pointing_hit_rate", "tumour_share", "flat_maps"]]
+    scored = explanations["patients"] > 0  # NaN where no patient was called right
+    assert rates[scored].apply(lambda c: c.between(0, 1)).all().all()
+    assert rates[~scored].isna().all().all()
+    # NaN also when every scored map is all zero (no energy to share)
+    assert explanations["energy_in_tumour"].dropna().between(0, 1).all()
+    # at 32 pixels the last block is a single cell: its Grad-CAM maps are flat, point nowhere
+    last = explanations[(explanations["method"] == "gradcam") & scored]
+    assert (last["flat_maps"] == 1).all() and (last["pointing_hit_rate"] == 0).all()
+    assert "Explanations measured against the tumour" in html
 
 
 def test_every_generated_file_is_accounted_for(run):
@@ -377,9 +401,11 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         "Ensembles over sequences",
         "ROC curves",
         "Reader study",
+        "Where the models look",
     ):
         assert f"<h2>{heading}" in dom.stdout
     assert "<h3>Best ensemble of each size" in dom.stdout
+    assert "<h3>Explanations measured against the tumour" in dom.stdout
     assert 'href="../metrics/ensembles.tsv"' in dom.stdout  # the full table, beside the report
     assert dom.stdout.count("<table") >= 6 and dom.stdout.count("<img") >= 5
     shot = tmp_path / "report.png"

@@ -147,7 +147,16 @@ def load_config(path: str | Path) -> dict:
 
 
 #: config detect keys that shape the localiser's network and its training batches.
-LOCALISER_KEYS = ("network", "base", "levels", "width", "decoder", "patch", "tumour_share")
+LOCALISER_KEYS = (
+    "network",
+    "base",
+    "levels",
+    "stem_stride",
+    "width",
+    "decoder",
+    "patch",
+    "tumour_share",
+)
 
 
 def localiser_cfg(train_cfg: dict, detect_cfg: dict, model_cfg: dict | None = None) -> dict:

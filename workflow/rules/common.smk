@@ -183,6 +183,7 @@ def final_outputs():
             "results/metrics/sequences.tsv",
             "results/metrics/ensembles.tsv",
             "results/metrics/selection_patients.tsv",
+            "results/figures/localiser.png",
             "results/models/manifest.json",
         ]
     )

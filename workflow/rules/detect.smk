@@ -34,6 +34,7 @@ rule predict_auto:
     output:
         predictions="results/models/{sequence}/fold{fold}/auto_predictions.parquet",
         selection="results/detectors/{sequence}/fold{fold}/selection.parquet",
+        masks="results/detectors/{sequence}/fold{fold}/masks.npz",
     log:
         "results/logs/predict_auto/{sequence}_fold{fold}.log",
     conda:
@@ -89,6 +90,29 @@ rule evaluate_selection:
         mm_per_px=config["harmonize"]["fov_mm"] / config["harmonize"]["size"],
     script:
         "../scripts/evaluate_selection.py"
+
+
+# The localiser's tumour against the annotation on a sample of the first fold's held-out patients.
+rule localiser_figure:
+    input:
+        masks=expand("results/detectors/{sequence}/fold0/masks.npz", sequence=SEQUENCES),
+        selection=expand("results/detectors/{sequence}/fold0/selection.parquet", sequence=SEQUENCES),
+        wide=lambda wc: [f"results/wide/{p}.parquet" for p in SPLITS[0][1]],
+    output:
+        png=report(
+            "results/figures/localiser.png",
+            caption="../report/localiser_figure.rst",
+            category="Automatic slice selection",
+        ),
+    log:
+        "results/logs/figures/localiser.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        sequences=SEQUENCES,
+        classes=config["task"]["classes"],
+    script:
+        "../scripts/localiser_figure.py"
 
 
 # What gynmri predict needs to apply the trained models to a new exam: the task, the naming

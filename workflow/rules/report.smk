@@ -96,7 +96,9 @@ rule report_html:
         summaries="results/metrics/summaries.tsv",
         selection_slices="results/metrics/selection_slices.tsv",
         selection_patients="results/metrics/selection_patients.tsv",
+        explanations="results/metrics/explanations.tsv",
         gradcam_png="results/figures/gradcam.png",
+        localiser_png="results/figures/localiser.png",
         roc_png="results/figures/roc.png",
         ensembles_png="results/figures/ensembles.png",
         training_png="results/figures/training.png",
@@ -118,16 +120,27 @@ rule report_html:
         "../scripts/report_html.py"
 
 
-# Grad-CAM maps of a sample of fold-0 test patients, by the fold-0 models (that never saw them).
+# Class-activation maps of every fold's held-out patients by the fold's models (that never saw
+# them): scored against the tumour, and a sample drawn. One job: a network job's start and
+# compilation cost more than the maps.
 rule gradcam_figure:
     input:
-        models=expand("results/models/{sequence}/fold0/model", sequence=SEQUENCES),
-        slices=lambda wc: [f"results/slices/{p}.parquet" for p in SPLITS[0][1]],
+        models=expand(
+            "results/models/{sequence}/fold{fold}/model",
+            sequence=SEQUENCES,
+            fold=FOLDS,
+        ),
+        wide=expand(listing_of("wide", "test"), fold=FOLDS),
     output:
         png=report(
             "results/figures/gradcam.png",
             caption="../report/gradcam.rst",
             category="Figures",
+        ),
+        explanations=report(
+            "results/metrics/explanations.tsv",
+            caption="../report/explanations.rst",
+            category="Metrics",
         ),
     log:
         "results/logs/figures/gradcam.log",
@@ -138,6 +151,8 @@ rule gradcam_figure:
         **network_resources(2000, 30),
     params:
         sequences=SEQUENCES,
+        folds=FOLDS,
         classes=config["task"]["classes"],
+        size=config["harmonize"]["size"],
     script:
         "../scripts/gradcam_figure.py"

@@ -19,4 +19,5 @@ predict_auto(
     p.mm_per_px,
     Path(snakemake.output.predictions),
     Path(snakemake.output.selection),
+    Path(snakemake.output.masks),
 )

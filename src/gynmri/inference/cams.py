@@ -1,7 +1,8 @@
 """Class-activation maps at more than one depth, and how well they point at the tumour.
 
 Methods (``METHODS``), all for one target per image:
-- ``gradcam``: Grad-CAM on the last conv block (stride 32: 2 x 2 cells at 48 pixels).
+- ``gradcam``: Grad-CAM on the last conv block (stride 32: 2 x 2 cells at 48 pixels, a single
+  cell at 32, so a constant map).
 - ``gradcam16``: Grad-CAM on the last stride-16 block (96 channels x width), twice as fine.
 - ``hirescam``: HiResCAM (Draelos & Carin 2020) on the stride-16 block: the gradient times the
   activation, summed over channels, without Grad-CAM's spatial averaging of the gradient (which
@@ -14,7 +15,14 @@ training never changes from its initial value.
 
 Measures against the tumour mask (:func:`pointing_hit`, :func:`energy_in_mask`): the pointing
 game (Zhang et al. 2018: is the map's maximum inside the tumour) and the share of the map's
-energy inside it.
+energy inside it. A map of 2 x 2 cells cannot point at a tumour in the middle of the crop:
+bilinear upsampling (edges clamped) puts its maximum in a corner quadrant, and over any region
+mirror-symmetric about the centre its mean is that of the whole map, so its energy share equals
+the region's area share. The stride-16 block (3 x 3 at 48 pixels) has a middle cell.
+
+``FIGURE_METHOD`` is the one the report's figure and ``gynmri predict`` draw: HiResCAM, the
+finest map and the one that pointed at the tumour most often on the demo (``explanations.tsv``
+scores them all on every run).
 """
 
 from __future__ import annotations
@@ -31,6 +39,13 @@ from gynmri.training.model import BLOCK_SPECS, MobileNetV2, correct_pad, relu6, 
 from gynmri.training.step import PREDICT_BATCH, fixed_batches
 
 METHODS = ("gradcam", "gradcam16", "hirescam")
+#: The method drawn for readers (report figure, gynmri predict), and its name for titles.
+FIGURE_METHOD = "hirescam"
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM (last block)",
+    "gradcam16": "Grad-CAM (stride 16)",
+    "hirescam": "HiResCAM (stride 16)",
+}
 #: Index of the last block at stride 16 (end of the 5th group of BLOCK_SPECS).
 _STRIDE16 = sum(n for _, _, n, _ in BLOCK_SPECS[:5]) - 1
 
@@ -92,11 +107,20 @@ def _batch(graphdef: Any, state: Any, images: jax.Array, classes: jax.Array, met
 def class_maps(
     model: MobileNetV2, images: np.ndarray, classes: np.ndarray, method: str
 ) -> np.ndarray:
-    """Return maps (N, H, W) in [0, 1] of ``method`` for slices (N, H, W), one class per slice."""
+    """Return maps (N, H, W) in [0, 1] of ``method`` for slices (N, H, W) and one class for all
+    or one per slice; a map with no positive evidence is all zero. BatchNorm uses its running
+    statistics; ``model`` is left in the mode it was in."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     images = np.asarray(images, np.float32)
-    classes = np.broadcast_to(np.asarray(classes, np.int32), (len(images),))
+    if images.ndim != 3:
+        raise ValueError(f"images must be (N, H, W), got shape {images.shape}")
+    classes = np.asarray(classes)
+    if classes.ndim > 1 or (classes.ndim == 1 and len(classes) != len(images)):
+        raise ValueError(f"classes must be one class or one per image, got shape {classes.shape}")
+    classes = np.broadcast_to(classes, (len(images),)).astype(np.int32)
+    if classes.size and (classes.min() < 0 or classes.max() >= model.num_classes):
+        raise ValueError(f"classes must lie in [0, {model.num_classes}), got {classes}")
     if not len(images):
         return np.zeros(images.shape, np.float32)
     view = nnx.view(model, use_running_average=True, raise_if_not_found=False)
@@ -110,8 +134,17 @@ def class_maps(
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
+def is_flat(cam: np.ndarray) -> bool:
+    """Return True for a constant map (all zero, or one cell upsampled): it points nowhere."""
+    cam = np.asarray(cam)
+    return bool(cam.max() <= cam.min())
+
+
 def pointing_hit(cam: np.ndarray, mask: np.ndarray) -> bool:
-    """Return True when the map's maximum (the first, if tied) lies inside the mask (H, W)."""
+    """Return True when the map's maximum (the first, if tied) lies inside the mask (H, W); a
+    flat map is a miss (its argmax, pixel 0, would score by where the tumour happens to be)."""
+    if is_flat(cam):
+        return False
     return bool(np.asarray(mask, bool).ravel()[int(np.argmax(cam))])
 
 

@@ -7,8 +7,9 @@ the tumour localisation of the workflow's automatic-selection jobs
 averaged, slices whose predicted tumour passes the area threshold, cropped around its centroid), every fold
 model's classification of the selected slices, and the evaluation's scoring
 (:mod:`gynmri.evaluation.scoring`: slices -> exam per fold model, the mean over fold models,
-sequences combined into the run's best ensemble). Grad-CAM maps of the selected slices show where
-the classifiers look. Writes ``prediction.json``, ``report.html`` and one PNG per sequence.
+sequences combined into the run's best ensemble). Class-activation maps (HiResCAM,
+:data:`gynmri.inference.cams.FIGURE_METHOD`) of the selected slices show where the classifiers
+look. Writes ``prediction.json``, ``report.html`` and one PNG per sequence.
 
 Nothing identifying is written: no folder name, no header value beyond series number, plane
 and sequence name.
@@ -161,14 +162,15 @@ def _classify(results: Path, manifest: dict, sequence: str, images: np.ndarray, 
 
 
 def _explain(models, selection, class_index: int, classes, path: Path, sequence: str) -> Path:
-    """Write the Grad-CAM maps (mean over the fold models) of the selected slices to a PNG, with
-    the outline of the tumour the localiser segmented."""
-    from gynmri.inference.explain import gradcam, overlay_grid_png
+    """Write the class-activation maps (FIGURE_METHOD, mean over the fold models) of the selected
+    slices to a PNG, with the outline of the tumour the localiser segmented."""
+    from gynmri.inference.cams import FIGURE_METHOD, class_maps
+    from gynmri.inference.explain import overlay_grid_png
     from gynmri.localise.locate import crop_at
 
     crops = selection.crops
     show = np.linspace(0, len(crops) - 1, min(len(crops), 6)).round().astype(int)
-    maps = np.mean([gradcam(m, crops[show], class_index) for m in models], axis=0)
+    maps = np.mean([class_maps(m, crops[show], class_index, FIGURE_METHOD) for m in models], axis=0)
     maps = maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
     loc = selection.localisation
     outlines = crop_at(loc.mask[loc.chosen], loc.center, crops.shape[-1])[show]
@@ -275,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="decision threshold on the positive probability (default: the run's)",
     )
-    ap.add_argument("--no-explain", action="store_true", help="skip the Grad-CAM maps")
+    ap.add_argument("--no-explain", action="store_true", help="skip the class-activation maps")
     return ap
 
 

@@ -155,9 +155,11 @@ def predict_auto(
     mm_per_px: float,
     out_predictions: Path,
     out_selection: Path,
+    out_masks: Path | None = None,
 ) -> pd.DataFrame:
-    """Write the held-out patients' predictions with automatically selected slices, and the
-    selection itself (see :func:`selection_rows`)."""
+    """Write the held-out patients' predictions with automatically selected slices, the
+    selection itself (see :func:`selection_rows`) and, to ``out_masks`` (npz, one (S, W, W)
+    bool array per patient key), the tumour each patient's localisation kept, for the report."""
     from gynmri.localise.store import load_localiser
     from gynmri.training.step import predict_proba
     from gynmri.training.weights import load_checked
@@ -165,9 +167,10 @@ def predict_auto(
     localiser = load_localiser(Path(localiser_dir))
     model, _ = load_checked(Path(model_dir), classes)
     size = int(localiser[1]["size"])
-    predictions, selections = [], []
+    predictions, selections, masks = [], [], {}
     for part in by_patient(wide_of(wide_paths, test_patients, sequence)):
         selection = localise_series([localiser], to_images(part), size)
+        masks[str(part["patient"].iloc[0])] = selection.localisation.mask
         chosen = part.iloc[selection.chosen]
         probabilities = predict_proba(model, selection.crops)
         predictions.append(prediction_rows(chosen, fold, classes, probabilities))
@@ -180,6 +183,9 @@ def predict_auto(
     out.to_parquet(out_predictions, index=False)
     sel = pd.concat(selections, ignore_index=True) if selections else pd.DataFrame()
     sel.to_parquet(out_selection, index=False)
+    if out_masks is not None:
+        with open(out_masks, "wb") as f:  # a file object: savez would append ".npz" to a path
+            np.savez_compressed(f, **masks)
     log.info(
         "%s fold %d: %d patients, %d slices selected automatically",
         sequence, fold, out["patient"].nunique(), len(out),

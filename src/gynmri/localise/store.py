@@ -13,7 +13,7 @@ from gynmri.localise.networks import build_network
 from gynmri.training.weights import META_FILE, STATE_FILE, flat_state, restore_state
 
 #: The network settings a localiser is rebuilt from.
-NETWORK_KEYS = ("network", "base", "levels", "width", "decoder", "bn_momentum")
+NETWORK_KEYS = ("network", "base", "levels", "stem_stride", "width", "decoder", "bn_momentum")
 
 
 def save_localiser(net: nnx.Module, path: Path, cfg: dict, meta: dict) -> None:

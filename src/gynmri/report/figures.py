@@ -227,3 +227,69 @@ def plot_ensembles_by_size(ensembles: pd.DataFrame, rank_by: str, out: str | Pat
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+def localiser_sample(wide: pd.DataFrame, classes: list[str], per_class: int = 1) -> list[str]:
+    """Return up to ``per_class`` patients per class (in class order) with an annotated tumour,
+    those annotated in the most sequences first, then by key: the rows of the localiser figure."""
+    annotated = wide[wide["annotated"]]
+    count = annotated.groupby("patient")["sequence"].nunique()
+    label = annotated.groupby("patient")["label"].first()
+    chosen = []
+    for name in classes:
+        keys = sorted(count[label == name].index, key=lambda key: (-count[key], key))
+        chosen += keys[:per_class]
+    return chosen
+
+
+def plot_localiser_sample(
+    wide: pd.DataFrame,
+    masks: dict[str, dict[str, np.ndarray]],
+    selection: pd.DataFrame,
+    sequences: list[str],
+    classes: list[str],
+    out: str | Path,
+    per_class: int = 1,
+) -> None:
+    """Write the localiser's kept tumour (green) against the annotation (red) on held-out
+    patients: rows = patients (:func:`localiser_sample`), columns = sequences; each panel is the
+    patient's wide slice with the largest annotated tumour, titled with the patient's Dice and
+    the slices selected / annotated. ``masks``: sequence -> patient -> (S, W, W) kept tumour, in
+    slice order; ``selection``: the predict_auto selection rows of those patients."""
+    from gynmri.io.slices import to_images, to_masks
+
+    patients = localiser_sample(wide, classes, per_class)
+    if not patients:
+        raise ValueError("no held-out patient has an annotated tumour to show")
+    fig, axes = plt.subplots(
+        len(patients), len(sequences), figsize=(2.6 * len(sequences), 2.8 * len(patients)),
+        dpi=100, squeeze=False,
+    )  # fmt: skip
+    for i, patient in enumerate(patients):
+        for j, seq in enumerate(sequences):
+            ax = axes[i, j]
+            part = wide[(wide["patient"] == patient) & (wide["sequence"] == seq)]
+            part = part.sort_values("slice_index")
+            ax.set_axis_off()
+            if not part["annotated"].any() or patient not in masks[seq]:
+                ax.set_title(f"{seq}: no annotated tumour", fontsize=8)
+                continue
+            true, image = to_masks(part), to_images(part)
+            k = int(np.argmax(true.sum(axis=(1, 2))))
+            lo, hi = np.percentile(image[k], (1, 99))
+            ax.imshow(image[k], cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6))
+            ax.contour(true[k].astype(float), levels=[0.5], colors="red", linewidths=1)
+            kept = masks[seq][patient][k]
+            if kept.any():
+                ax.contour(kept.astype(float), levels=[0.5], colors="lime", linewidths=1)
+            sel = selection[(selection["patient"] == patient) & (selection["sequence"] == seq)]
+            title = (
+                f"{seq}, {part['label'].iloc[0]}\nDice {sel['dice'].iloc[0]:.2f}, slices "
+                f"{int((sel['selected'] & sel['annotated']).sum())}/{int(sel['annotated'].sum())}"
+                f" (+{int((sel['selected'] & ~sel['annotated']).sum())})"
+            )
+            ax.set_title(title, fontsize=8)
+    fig.suptitle("red: annotation, green: localiser (largest 3-D component)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)

@@ -157,7 +157,7 @@ def prediction_page(result: dict, pngs: list[Path]) -> str:
         "and the maps below.</p>",
         probs,
         f"<h2>Missing sequences</h2><ul>{missing}</ul>" if missing else "",
-        "<h2>Where the models look (Grad-CAM, predicted class)</h2>",
+        "<h2>Where the models look (HiResCAM, predicted class)</h2>",
         "<p class='note'>Selected slices as the classifiers see them; green outline: the tumour "
         "the localiser segmented (largest 3-D component).</p>"
         if pngs

@@ -20,7 +20,8 @@ from gynmri.report.page import AUC_COLUMNS, fmt, footer, page, png, table
 @dataclass
 class ReportInputs:
     """Everything the report shows: the config, the tables (``None`` when not produced) and the
-    figures (name -> PNG path: roc, training, confusion, and readers, gradcam when made)."""
+    figures (name -> PNG path: roc, training, confusion, and readers, gradcam when made;
+    gradcam: the class-activation maps, whatever their method)."""
 
     config: dict
     cohort: pd.DataFrame
@@ -35,6 +36,7 @@ class ReportInputs:
     fusion: dict[str, pd.DataFrame] = field(default_factory=dict)
     selection_slices: pd.DataFrame | None = None
     selection_patients: pd.DataFrame | None = None
+    explanations: pd.DataFrame | None = None
 
     @property
     def task(self) -> dict:
@@ -265,20 +267,93 @@ def _selection(r: ReportInputs) -> list[str]:
             ["sensitivity", "specificity", "jaccard", "patients_hit", "jaccard_per_patient"],
         ),
         _side_by_side(r).to_html(index=False, border=0, classes="t", na_rep=""),
+        *(
+            [
+                '<p class="note">Held-out patients of the first fold: the annotated tumour '
+                "(red) and the localiser's (green) on each sequence's slice with the largest "
+                "annotated tumour.</p>",
+                png(r.figures["localiser"]),
+            ]
+            if "localiser" in r.figures
+            else []
+        ),
+    ]
+
+
+#: The methods of explanations.tsv (gynmri.inference.cams.METHODS), for readers; written
+#: here because the report's environment has no jax to import cams with.
+CAM_METHODS = {
+    "gradcam": "Grad-CAM on the last block",
+    "gradcam16": "Grad-CAM on the stride-16 block",
+    "hirescam": "HiResCAM (gradient times activation) on the stride-16 block",
+}
+
+
+def best_cam_methods(explanations: pd.DataFrame) -> dict[str, list[str]]:
+    """Return per sequence the methods with the highest pointing-game hit rate (ties: the
+    highest energy in the tumour; all of them if still tied); none where nothing was scored,
+    an empty list where no map points at the tumour."""
+    scored = explanations.dropna(subset=["pointing_hit_rate"])
+    best = {}
+    for sequence, part in scored.groupby("sequence", sort=False):
+        top = part[part["pointing_hit_rate"] == part["pointing_hit_rate"].max()]
+        if not top["pointing_hit_rate"].iloc[0] > 0:
+            best[sequence] = []
+            continue
+        energy = top["energy_in_tumour"]
+        if energy.notna().any():
+            top = top[energy == energy.max()]
+        best[sequence] = top["method"].tolist()
+    return best
+
+
+def _explanations(r: ReportInputs) -> list[str]:
+    if r.explanations is None and "gradcam" not in r.figures:
+        return []
+    parts = ["<h2>Where the models look</h2>"]
+    if "gradcam" in r.figures:
+        parts += [
+            '<p class="note">HiResCAM maps of the called class on the middle tumour slice of '
+            "held-out patients (a sample), by the fold models that never trained on them; "
+            "green: the annotated tumour.</p>",
+            png(r.figures["gradcam"]),
+        ]
+    if r.explanations is None:
+        return parts
+    ex = r.explanations
+    rate = ex.set_index(["sequence", "method"])["pointing_hit_rate"]
+    ranked = "; ".join(
+        f"{html.escape(str(seq))}: {' and '.join(map(html.escape, methods))} "
+        f"({fmt(rate[(seq, methods[0])], True)} %)"
+        if methods
+        else f"{html.escape(str(seq))}: none (no map's maximum in the tumour)"
+        for seq, methods in best_cam_methods(ex).items()
+    )
+    methods = "; ".join(
+        f"{html.escape(m)}: {html.escape(CAM_METHODS.get(m, m))}"
+        for m in dict.fromkeys(ex["method"])
+    )
+    return parts + [
+        "<h3>Explanations measured against the tumour</h3>",
+        '<p class="note">Every held-out patient\'s middle tumour slice, cropped around the '
+        "annotated tumour, explained for the class its fold model calls, by each method "
+        f"({methods}); scored over the correctly classified patients. Pointing game: the share "
+        "whose map maximum lies inside the tumour (a flat map points nowhere: a miss); energy "
+        "in tumour: the mean share of the map's total inside the tumour, to compare with the "
+        "tumour's share of the crop (what a map blind to the image scores). "
+        + (
+            f"Highest pointing-game hit rate per sequence: {ranked}."
+            if ranked
+            else "No patient was classified correctly: nothing to score."
+        )
+        + "</p>",
+        table(ex, ["pointing_hit_rate", "energy_in_tumour", "tumour_share", "flat_maps"]),
     ]
 
 
 def _figures(r: ReportInputs) -> list[str]:
     positive = html.escape(", ".join(r.task["positive"]))
-    parts = []
-    if "gradcam" in r.figures:
-        parts += [
-            "<h2>Where the models look (Grad-CAM)</h2>",
-            '<p class="note">Class-activation maps (Grad-CAM, last convolutional block) of the '
-            "predicted class on held-out slices of a sample of patients.</p>",
-            png(r.figures["gradcam"]),
-        ]
-    return parts + [
+    return [
         "<h2>ROC curves</h2>",
         f'<p class="note">Positive: {positive} vs the rest.</p>' if r.multiclass else "",
         png(r.figures["roc"]),
@@ -318,6 +393,7 @@ SECTIONS = (
     _summaries,
     _fusion,
     _selection,
+    _explanations,
     _figures,
     _readers,
 )
