@@ -62,7 +62,7 @@ def test_figure_draws_every_patient_and_sequence(tmp_path):
     out = tmp_path / "localiser.png"
     plot_localiser_sample(wide, masks, selection, ["T2axi", "DWI"], ["myoma", "sarcoma"], out)
     image = imread(out)
-    # two rows of patients by two columns of sequences, 2.6-2.8 inches each at 100 dpi
+    # two rows of patients by two columns of sequences, 2.6 x 3.1 inches each at 100 dpi
     assert image.shape[0] > 300 and image.shape[1] > 300
     # the annotation is drawn in red and the localiser's tumour in lime green
     rgb = image[..., :3]

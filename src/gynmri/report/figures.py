@@ -262,7 +262,7 @@ def plot_localiser_sample(
     if not patients:
         raise ValueError("no held-out patient has an annotated tumour to show")
     fig, axes = plt.subplots(
-        len(patients), len(sequences), figsize=(2.6 * len(sequences), 2.8 * len(patients)),
+        len(patients), len(sequences), figsize=(2.6 * len(sequences), 3.1 * len(patients)),
         dpi=100, squeeze=False,
     )  # fmt: skip
     for i, patient in enumerate(patients):
