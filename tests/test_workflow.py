@@ -368,6 +368,7 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
         "evaluate_selection",
         "manifest",
         "gradcam_figure",
+        "localiser_figure",
     }
     assert set(by_rule) <= downstream
     assert "synth_patient" not in by_rule
