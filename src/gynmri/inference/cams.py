@@ -39,13 +39,9 @@ from gynmri.training.model import BLOCK_SPECS, MobileNetV2, correct_pad, relu6, 
 from gynmri.training.step import PREDICT_BATCH, fixed_batches
 
 METHODS = ("gradcam", "gradcam16", "hirescam")
-#: The method drawn for readers (report figure, gynmri predict), and its name for titles.
+#: The method drawn for readers (report figure, gynmri predict); the methods' names for readers
+#: are gynmri.report.sections.CAM_METHODS (importable without jax, as the report needs).
 FIGURE_METHOD = "hirescam"
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM (last block)",
-    "gradcam16": "Grad-CAM (stride 16)",
-    "hirescam": "HiResCAM (stride 16)",
-}
 #: Index of the last block at stride 16 (end of the 5th group of BLOCK_SPECS).
 _STRIDE16 = sum(n for _, _, n, _ in BLOCK_SPECS[:5]) - 1
 

@@ -126,7 +126,7 @@ def plot_cam_sample(
     model of its test fold). Up to ``per_class`` patients per true class, those with a view in
     every sequence first; each panel is the map of the class the model calls.
     """
-    from gynmri.inference.cams import METHOD_NAMES
+    from gynmri.report.sections import CAM_METHODS
 
     sequences = list(dict.fromkeys(f.sequence for f in folds))
     where = {  # (sequence, patient) -> (fold maps, row)
@@ -165,5 +165,5 @@ def plot_cam_sample(
         titles,
         ncols=len(sequences),
         outlines=outlines,
-        suptitle=f"{METHOD_NAMES[method]} of the called class; green: the annotated tumour",
+        suptitle=f"{CAM_METHODS[method]}, called class; green: the annotated tumour",
     )

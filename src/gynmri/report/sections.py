@@ -280,8 +280,8 @@ def _selection(r: ReportInputs) -> list[str]:
     ]
 
 
-#: The methods of explanations.tsv (gynmri.inference.cams.METHODS), for readers; written
-#: here because the report's environment has no jax to import cams with.
+#: The methods of explanations.tsv (gynmri.inference.cams.METHODS), for readers: the report's
+#: text and the figure's title (here, because the report's environment has no jax for cams).
 CAM_METHODS = {
     "gradcam": "Grad-CAM on the last block",
     "gradcam16": "Grad-CAM on the stride-16 block",
