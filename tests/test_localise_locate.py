@@ -83,10 +83,10 @@ def test_locate_without_any_pixel_above_threshold_falls_back_to_the_most_probabl
     np.testing.assert_array_equal(loc.area_px, np.zeros(6))
 
 
-def test_locate_on_all_zero_probabilities_centres_on_the_image():
-    loc = locate(np.zeros((4, 10, 10), np.float32), 5)
+def test_locate_on_all_zero_probabilities_takes_the_middle_slice_and_image_centre():
+    loc = locate(np.zeros((5, 10, 10), np.float32), 5)
     assert not loc.found
-    np.testing.assert_array_equal(loc.chosen, [0])
+    np.testing.assert_array_equal(loc.chosen, [2])
     np.testing.assert_allclose(loc.center, [4.5, 4.5])
 
 

@@ -17,7 +17,7 @@ from gynmri.evaluation.scoring import best_ensemble, combine_sequences, patient_
 from gynmri.inference.predict import predict_exam
 from gynmri.io.cases import load_cases
 from gynmri.io.deid import DEMO_KEY
-from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
+from gynmri.preprocessing.ingest import IngestSettings, discover_exam, ingest_patient
 from gynmri.preprocessing.sequences import load_rules
 from gynmri.synth import SynthSpec, plan_cohort, write_patient
 
@@ -129,6 +129,21 @@ def test_refuses_an_exam_without_a_usable_sequence(tiny_run, exam, tmp_path):
     assert proc.returncode == 1 and "no usable sequence" in proc.stdout
 
 
+def test_refuses_an_exam_without_the_guide_sequence(tiny_run, exam, tmp_path):
+    """tiny.yaml locates the tumour on T2axi only (detect.guide): without it, no selection."""
+    found = discover_exam(exam[0], load_rules(ROOT / "config/sequences.yaml"), ["T2axi", "DWI"])
+    t2axi = {r.path for s in found.by_sequence["T2axi"] for r in s.files}
+    assert t2axi
+    rest = tmp_path / "no-t2axi"
+    for f in exam[0].rglob("*"):
+        if f.is_file() and f not in t2axi:
+            (rest / f.relative_to(exam[0])).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, rest / f.relative_to(exam[0]))
+    proc = predict(rest, "--results", tiny_run / "results", "--out", tmp_path / "o")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the tumour is located on T2axi" in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -168,8 +183,9 @@ def test_predict_on_a_held_out_patient_gives_its_out_of_fold_score(tiny_run, tmp
         .set_index("patient")
         .loc[patient, "fold"]
     )
-    for kind in ("models", "detectors"):
-        for sequence in members:
+    guide = [manifest["detect"]["guide"]] if manifest["detect"]["guide"] else []
+    for kind, sequences in (("models", members), ("detectors", {*members, *guide})):
+        for sequence in sequences:
             shutil.copytree(
                 results / kind / sequence / f"fold{fold}",
                 tmp_path / "results" / kind / sequence / f"fold{fold}",

@@ -7,7 +7,9 @@ import numpy as np
 from gynmri.config import load_config
 from gynmri.io.deid import DEMO_KEY
 from gynmri.io.slices import to_images, to_masks
+from gynmri.localise.carry import carry, grid_of
 from gynmri.localise.locate import crop_at
+from gynmri.localise.metrics import dice
 from gynmri.preprocessing.harmonize import wide_size
 from gynmri.preprocessing.ingest import IngestSettings, ingest_patient
 from gynmri.preprocessing.sequences import load_rules
@@ -46,3 +48,36 @@ def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
         crop = crop_at(to_images(w[w["slice_index"] == k]), center, size)[0]
         classifier = to_images(t[t["slice_index"] == k])[0]
         assert np.corrcoef(crop.ravel(), classifier.ravel())[0, 1] > 0.9
+
+
+def test_the_wide_rows_place_each_series_in_the_patient(tmp_path):
+    """The T2axi tumour mask carried by the wide rows' geometry onto the exam's DWI and T2sag
+    slices matches their own masks (the phantom is one tumour in one frame of reference)."""
+    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=3)
+    row = plan_cohort(spec).iloc[1]
+    write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
+    config = load_config(ROOT / "config" / "config.yaml")
+    config["sequences"]["use"] = ["T2axi", "T2sag", "DWI"]
+    wide = ingest_patient(
+        tmp_path / "dicom" / row.patient_dir,
+        tmp_path / "masks" / row.patient_dir,
+        case={"patient": "P01", "center": row.center, "label": row.label, "label_index": 0},
+        settings=IngestSettings.from_config(config),
+        rules=load_rules(ROOT / "config" / "sequences.yaml"),
+        secret=DEMO_KEY,
+    ).wide
+    series = {
+        s: wide[wide["sequence"] == s].sort_values("slice_index") for s in wide["sequence"].unique()
+    }
+    assert set(series) == {"T2axi", "T2sag", "DWI"}
+    assert series["T2sag"]["plane"].unique().tolist() == ["sagittal"]
+    guide = series["T2axi"]
+    for name in ("T2sag", "DWI"):
+        target = series[name]
+        carried = carry(to_masks(guide).astype(np.float32), grid_of(guide), grid_of(target)) >= 0.5
+        own = to_masks(target)
+        assert dice(carried, own) > 0.85, name
+        # the slices it covers are the annotated ones, give or take one at either end
+        covered = set(np.flatnonzero(carried.any(axis=(1, 2))))
+        annotated = set(target.loc[target["annotated"], "slice_index"])
+        assert len(covered ^ annotated) <= 2, name

@@ -123,6 +123,9 @@ def check_consistency(config: dict) -> None:
     unknown = sorted(set(fusion.get("sequences") or []) - set(config["sequences"]["use"]))
     if unknown:
         raise ConfigError(f"config key 'fusion/sequences': {unknown} not in sequences/use")
+    guide = config["detect"]["guide"]
+    if guide is not None and guide not in config["sequences"]["use"]:
+        raise ConfigError(f"config key 'detect/guide': {guide!r} not in sequences/use")
     synthetic = config["cohort"].get("synthetic")
     if synthetic:
         extra = sorted(set(synthetic["patients_per_class"]) - set(classes))

@@ -5,6 +5,7 @@
 # file), and only those settings: with the profile's rerun trigger `params`, a changed setting
 # reruns exactly the jobs it changes. Scripts never read `snakemake.config`.
 import os
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -57,6 +58,12 @@ FOLDS = list(range(config["folds"]["k"]))
 # run time), which do not change a model: changing them must not retrain anything.
 CLASSIFIER_TRAIN = result_settings(config["train"])
 LOCALISER = localiser_cfg(config["train"], config["detect"], config["model"])
+# Sequences whose localiser network is trained (detect/guide, or every sequence), and those read
+# where the guide's finds the tumour (gynmri.localise.carry).
+GUIDE = config["detect"]["guide"]
+LOCALISED = [GUIDE] if GUIDE else SEQUENCES
+CARRIED = [s for s in SEQUENCES if s not in LOCALISED]
+
 # How slice probabilities become patient and ensemble scores (what readers, the slice-selection
 # evaluation and gynmri predict need of config evaluate).
 SCORING = {k: config["evaluate"][k] for k in ("aggregate", "combine", "threshold")}
@@ -187,3 +194,15 @@ def final_outputs():
             "results/models/manifest.json",
         ]
     )
+
+
+def one_of(names):
+    """Return a wildcard constraint matching exactly ``names`` (nothing when empty)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def guide_detector(wc):
+    """Return the guide's localiser of the fold for a carried sequence, else nothing."""
+    if wc.sequence in LOCALISED:
+        return []
+    return f"results/detectors/{GUIDE}/fold{wc.fold}/model"

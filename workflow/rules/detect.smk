@@ -1,7 +1,9 @@
 # Tumour localiser per (sequence, fold): a segmentation network trained on the wide slices and
 # masks of the fold's training patients (gynmri.localise); the held-out fold then gets its slices
 # selected and cropped automatically and classified, so the report can set automatic beside
-# annotated slice selection (and gynmri predict uses it).
+# annotated slice selection (and gynmri predict uses it). With detect/guide set, only the guide
+# sequence trains a network; the other sequences are read where it finds the tumour, carried by
+# patient coordinates (gynmri.localise.carry), each with its own slice-area threshold.
 
 
 rule train_detector:
@@ -12,6 +14,8 @@ rule train_detector:
         history="results/detectors/{sequence}/fold{fold}/history.tsv",
     log:
         "results/logs/train_detector/{sequence}_fold{fold}.log",
+    wildcard_constraints:
+        sequence=one_of(LOCALISED),
     conda:
         "../envs/train.yaml"
     threads: config["train"]["threads"]
@@ -26,8 +30,30 @@ rule train_detector:
         "../scripts/train_detector.py"
 
 
+rule carry_detector:
+    input:
+        wide=listing_of("wide", "train"),
+        guide=guide_detector,
+    output:
+        model=directory("results/detectors/{sequence}/fold{fold}/model"),
+    log:
+        "results/logs/carry_detector/{sequence}_fold{fold}.log",
+    wildcard_constraints:
+        sequence=one_of(CARRIED),
+    conda:
+        "../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **network_resources(2000, 30),
+    params:
+        patients=lambda wc: fold_patients(wc, "train"),
+    script:
+        "../scripts/carry_detector.py"
+
+
 rule predict_auto:
     input:
+        unpack(lambda wc: {"guide": guide_detector(wc)} if wc.sequence in CARRIED else {}),
         detector="results/detectors/{sequence}/fold{fold}/model",
         model="results/models/{sequence}/fold{fold}/model",
         wide=listing_of("wide", "test"),

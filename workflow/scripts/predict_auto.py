@@ -20,4 +20,5 @@ predict_auto(
     Path(snakemake.output.predictions),
     Path(snakemake.output.selection),
     Path(snakemake.output.masks),
+    guide_dir=Path(snakemake.input.guide) if snakemake.input.get("guide") else None,
 )

@@ -3,8 +3,9 @@
 The exam goes through the pipeline's own steps: discovery, naming and series choice and the wide
 slices of ingest (:mod:`gynmri.preprocessing.ingest`, pixels rounded as the tables store them),
 the tumour localisation of the workflow's automatic-selection jobs
-(:func:`gynmri.localise.crossval.localise_series`: the segmentation networks of every fold
-averaged, slices whose predicted tumour passes the area threshold, cropped around its centroid), every fold
+(:func:`gynmri.localise.crossval.select`: the segmentation networks of every fold averaged,
+on the sequence itself or on the guide's series and carried onto it, slices whose predicted
+tumour passes the area threshold, cropped around its centroid), every fold
 model's classification of the selected slices, and the evaluation's scoring
 (:mod:`gynmri.evaluation.scoring`: slices -> exam per fold model, the mean over fold models,
 sequences combined into the run's best ensemble). Class-activation maps (HiResCAM,
@@ -33,6 +34,7 @@ from gynmri.inference.manifest import PredictError, load_manifest
 from gynmri.io.dicom import Series
 from gynmri.io.slices import quantize
 from gynmri.io.volumes import SeriesError
+from gynmri.preprocessing.harmonize import Grid
 from gynmri.preprocessing.ingest import choose_series, discover_exam, read_volume, wide_slices
 from gynmri.report.page import prediction_page
 from gynmri.training.crossval import prediction_rows
@@ -68,7 +70,7 @@ class ExamVolumes:
     """What an exam holds for the ensemble: per sequence the series and its wide slices, why the
     others are missing, and the name of every series found (for messages)."""
 
-    volumes: dict[str, tuple[Series, np.ndarray]]
+    volumes: dict[str, tuple[Series, np.ndarray, Grid]]  # series, wide slices, their grid
     missing: dict[str, str]
     found: list[str]
 
@@ -99,7 +101,7 @@ def read_exam(exam: Path, manifest: dict, wanted: list[str]) -> ExamVolumes:
         except (SeriesError, ValueError) as err:
             missing[sequence] = f"series {chosen.number}: {err}"
             continue
-        volumes[sequence] = (chosen, quantize(wide.values))
+        volumes[sequence] = (chosen, quantize(wide.values), wide.grid)
     return ExamVolumes(volumes, missing, names)
 
 
@@ -117,9 +119,10 @@ class _Timer:
 
 
 def load_localisers(results: Path, manifest: dict, sequence: str) -> list:
-    """Return the (network, meta) localisers of every fold of one sequence, refusing those made
-    for another image size than the manifest's."""
-    from gynmri.localise.store import load_localiser
+    """Return the (network, meta) localisers of every fold of one sequence (network None for a
+    sequence carried from the guide's), refusing those made for another image size than the
+    manifest's."""
+    from gynmri.localise.store import load_localiser, load_meta
 
     out = []
     for fold in manifest["folds"]:
@@ -127,7 +130,8 @@ def load_localisers(results: Path, manifest: dict, sequence: str) -> list:
         if not path.is_dir():
             raise PredictError(f"localiser {path} not found: the results folder is incomplete")
         try:
-            net, meta = load_localiser(path)
+            meta = load_meta(path)
+            net = load_localiser(path)[0] if meta["role"] == "localiser" else None
         except (ValueError, KeyError) as err:
             raise PredictError(f"localiser {path}: {err}") from None
         if int(meta["size"]) != int(manifest["harmonize"]["size"]):
@@ -139,17 +143,36 @@ def load_localisers(results: Path, manifest: dict, sequence: str) -> list:
     return out
 
 
-def _classify(results: Path, manifest: dict, sequence: str, images: np.ndarray, timer: _Timer):
+def _select(results: Path, manifest: dict, sequence: str, volumes: dict, timer: _Timer):
+    """Return the :class:`Selection` of one sequence: where its localisers (every fold's,
+    averaged) find the tumour, or where the guide's find it, carried onto its slices."""
+    from gynmri.localise.carry import carry
+    from gynmri.localise.crossval import select, tumour_maps
+
+    _, images, grid = volumes[sequence]
+    with timer.step("load_models"):
+        own = load_localisers(results, manifest, sequence)
+        guide = own[0][1].get("guide")
+        networks = load_localisers(results, manifest, guide) if guide else own
+    with timer.step("detect"):
+        if guide is None:
+            maps = tumour_maps(networks, images)
+        elif guide not in volumes:
+            raise PredictError(f"{sequence}: the tumour is found on {guide}, not in this exam")
+        else:
+            maps = carry(tumour_maps(networks, volumes[guide][1]), volumes[guide][2], grid)
+        threshold = float(np.mean([meta["area_threshold_px"] for _, meta in own]))
+        return select(maps, images, threshold, int(manifest["harmonize"]["size"]))
+
+
+def _classify(results: Path, manifest: dict, sequence: str, volumes: dict, timer: _Timer):
     """Return (selection, slice predictions of every fold model, fold models) of one sequence."""
-    from gynmri.localise.crossval import localise_series
     from gynmri.training.step import predict_proba
 
     classes = manifest["task"]["classes"]
+    selection = _select(results, manifest, sequence, volumes, timer)
     with timer.step("load_models"):
-        localisers = load_localisers(results, manifest, sequence)
         models = load_models(results, manifest, sequence, "models", classes)
-    with timer.step("detect"):
-        selection = localise_series(localisers, images, int(manifest["harmonize"]["size"]))
     slices = pd.DataFrame(
         {"patient": EXAM, "sequence": sequence, "label": "", "slice_index": selection.chosen}
     )
@@ -192,19 +215,25 @@ def predict_exam(
     evaluate, members = manifest["evaluate"], manifest["ensemble"]
     threshold = float(evaluate["threshold"] if threshold is None else threshold)
     timer = _Timer(("read_and_harmonize", "load_models", "detect", "classify", "explain"))
-    with timer.step("read_and_harmonize"):
-        read = read_exam(Path(exam), manifest, members)
+    guide = manifest["detect"].get("guide")
+    with timer.step("read_and_harmonize"):  # the guide's series too: it locates the tumour
+        read = read_exam(Path(exam), manifest, list(dict.fromkeys(members + [guide] * bool(guide))))
     volumes, missing, found = read.volumes, read.missing, read.found
-    if not volumes:
+    if not any(s in volumes for s in members):
         raise PredictError(
             f"{exam}: no usable sequence for the ensemble {'+'.join(members)} (found: "
             f"{', '.join(found)}; missing: {'; '.join(f'{k}: {v}' for k, v in missing.items())})"
         )
+    if guide and guide not in volumes:
+        raise PredictError(
+            f"{exam}: the tumour is located on {guide}, which cannot be read ({missing[guide]})"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions, per_sequence, pngs = [], {}, []
-    for sequence, (series, images) in volumes.items():
-        selection, rows, models = _classify(results, manifest, sequence, images, timer)
+    for sequence in [s for s in members if s in volumes]:
+        series, images, _ = volumes[sequence]
+        selection, rows, models = _classify(results, manifest, sequence, volumes, timer)
         predictions.append(rows)
         sequence_scores, _ = exam_scores(rows, classes, evaluate)
         probs = _probabilities(sequence_scores, classes)

@@ -54,6 +54,12 @@ WIDE_SCHEMA = pa.schema(
         ("width", pa.int16()),
         ("pixels", pa.binary()),  # float16, height*width, normalized as the slice table
         ("mask", pa.binary()),  # tumour mask, numpy.packbits of height*width booleans
+        # where the slice lies in the patient (one exam's series share these coordinates):
+        ("plane", pa.string()),  # canonical orientation: axial | sagittal | coronal
+        ("pixel_mm", pa.float32()),  # in-plane spacing of the wide grid
+        ("center_x_mm", pa.float64()),  # LPS position of the slice's centre
+        ("center_y_mm", pa.float64()),
+        ("center_z_mm", pa.float64()),
     ]
 )
 

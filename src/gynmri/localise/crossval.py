@@ -3,6 +3,9 @@
 ``train_localiser``: the (sequence, fold) segmentation network learns the tumour masks of the
 fold's training patients' wide slices; the slice-area threshold that selects tumour slices is
 then chosen on those same patients (never on the held-out fold) and saved with the network.
+``calibrate_carried``: a sequence read by the guide's localiser (config ``detect.guide``) trains
+no network; its slice-area threshold is chosen on the training patients' guide tumour carried
+onto its slices (:mod:`gynmri.localise.carry`).
 ``predict_auto``: the held-out patients get their slices selected and cropped around the
 predicted tumour's centroid by that localiser and classified by the fold's classifier, as
 ``gynmri predict`` does for a new exam; the predictions have the format of the annotated ones.
@@ -19,6 +22,7 @@ import pandas as pd
 
 from gynmri.io.slices import read_wide, to_images, to_masks
 from gynmri.localise import metrics
+from gynmri.localise.carry import carry, grid_of
 from gynmri.localise.locate import Localisation, choose_area_threshold, crop_at, locate
 from gynmri.training.crossval import prediction_rows
 from gynmri.training.folds import only_patients
@@ -48,6 +52,71 @@ def fit_and_calibrate(wide: pd.DataFrame, cfg: dict, augment: dict, log=print):
     areas = [locate(predict_maps(net, to_images(p)), 0.0).area_px for p in parts]
     threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
     return net, history, threshold
+
+
+def tumour_maps(localisers: list, images: np.ndarray) -> np.ndarray:
+    """Return the tumour probabilities (S, H, W) of slices (S, H, W): the mean over one or more
+    localisers ((network, meta) pairs, e.g. every fold's in ``gynmri predict``)."""
+    from gynmri.localise.train import predict_maps
+
+    return np.mean([predict_maps(net, images) for net, _ in localisers], axis=0)
+
+
+def carried_maps(guide_localisers: list, guide: pd.DataFrame, target: pd.DataFrame) -> np.ndarray:
+    """Return the tumour probabilities of the guide series' wide rows (``guide``, one patient)
+    carried onto the slices of another series of that patient (``target``'s wide rows)."""
+    maps = tumour_maps(guide_localisers, to_images(guide))
+    return carry(maps, grid_of(guide), grid_of(target))
+
+
+def _guide_parts(wide: pd.DataFrame, guide: str) -> dict[str, pd.DataFrame]:
+    """Return each patient's wide rows of the guide sequence, by patient key."""
+    return {str(p["patient"].iloc[0]): p for p in by_patient(wide[wide["sequence"] == guide])}
+
+
+def calibrate_carried(
+    wide_paths: list[str],
+    train_patients: list[str],
+    sequence: str,
+    fold: int,
+    guide_dir: Path,
+    out_model: Path,
+) -> None:
+    """Choose and save the slice-area threshold of a sequence read where the guide's (sequence,
+    fold) localiser finds the tumour, on the fold's training patients that have both series."""
+    from gynmri.localise.store import load_localiser, save_carried
+
+    guide = load_localiser(Path(guide_dir))
+    wide = only_patients(read_wide(wide_paths), train_patients, "wide tables")
+    guides = _guide_parts(wide, guide[1]["sequence"])
+    parts = [
+        p for p in by_patient(wide[wide["sequence"] == sequence]) if p["patient"].iloc[0] in guides
+    ]
+    if not parts:
+        raise ValueError(
+            f"{sequence} fold {fold}: no training patient has both this series and the guide's "
+            f"({guide[1]['sequence']}): check results/qc/series.tsv"
+        )
+    areas = [
+        locate(carried_maps([guide], guides[p["patient"].iloc[0]], p), 0.0).area_px for p in parts
+    ]
+    threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
+    log.info(
+        "%s fold %d: read where the %s localiser finds the tumour (%d training patients); "
+        "slices selected from %g carried tumour pixels on",
+        sequence, fold, guide[1]["sequence"], len(parts), threshold,
+    )  # fmt: skip
+    meta = {k: guide[1][k] for k in ("size", "wide")}
+    save_carried(
+        out_model,
+        {
+            **meta,
+            "sequence": sequence,
+            "fold": fold,
+            "guide": guide[1]["sequence"],
+            "area_threshold_px": threshold,
+        },
+    )
 
 
 def train_localiser(
@@ -133,15 +202,24 @@ class Selection:
         return self.localisation.center
 
 
-def localise_series(localisers: list, images: np.ndarray, size: int) -> Selection:
-    """Return the :class:`Selection` of one series' wide slices (S, W, W) by one or more
-    localisers ((network, meta) pairs: probabilities and area thresholds averaged)."""
-    from gynmri.localise.train import predict_maps
-
-    maps = np.mean([predict_maps(net, images) for net, _ in localisers], axis=0)
-    threshold = float(np.mean([m["area_threshold_px"] for _, m in localisers]))
+def select(maps: np.ndarray, images: np.ndarray, threshold: float, size: int) -> Selection:
+    """Return the :class:`Selection` of one series' wide slices (S, W, W) given its tumour
+    probabilities (:func:`tumour_maps` or :func:`carried_maps`) and slice-area threshold."""
     loc = locate(maps, threshold)
     return Selection(loc, crop_at(images[loc.chosen], loc.center, size))
+
+
+def _series_maps(localiser, guide, guides: dict, part: pd.DataFrame) -> np.ndarray:
+    """Return the tumour probabilities of one patient's series: its own localiser's, or the
+    guide's carried onto it; zeros (no tumour found) when the patient lacks the guide series."""
+    if guide is None:
+        return tumour_maps([localiser], to_images(part))
+    source = guides.get(str(part["patient"].iloc[0]))
+    if source is None:
+        log.warning("a held-out patient has no %s series: no tumour found", guide[1]["sequence"])
+        shape = (len(part), int(part["height"].iloc[0]), int(part["width"].iloc[0]))
+        return np.zeros(shape, np.float32)
+    return carried_maps([guide], source, part)
 
 
 def predict_auto(
@@ -156,20 +234,28 @@ def predict_auto(
     out_predictions: Path,
     out_selection: Path,
     out_masks: Path | None = None,
+    guide_dir: Path | None = None,
 ) -> pd.DataFrame:
     """Write the held-out patients' predictions with automatically selected slices, the
     selection itself (see :func:`selection_rows`) and, to ``out_masks`` (npz, one (S, W, W)
-    bool array per patient key), the tumour each patient's localisation kept, for the report."""
-    from gynmri.localise.store import load_localiser
+    bool array per patient key), the tumour each patient's localisation kept, for the report.
+    ``guide_dir``: the guide's (sequence, fold) localiser, for a sequence carried from it."""
+    from gynmri.localise.store import load_localiser, load_meta
     from gynmri.training.step import predict_proba
     from gynmri.training.weights import load_checked
 
-    localiser = load_localiser(Path(localiser_dir))
+    meta = load_meta(Path(localiser_dir))
+    localiser = None if meta["role"] == "carried" else load_localiser(Path(localiser_dir))
+    guide = load_localiser(Path(guide_dir)) if meta["role"] == "carried" else None
+    guides = {}
+    if guide is not None:
+        guides = _guide_parts(wide_of(wide_paths, test_patients, meta["guide"]), meta["guide"])
     model, _ = load_checked(Path(model_dir), classes)
-    size = int(localiser[1]["size"])
+    size, threshold = int(meta["size"]), float(meta["area_threshold_px"])
     predictions, selections, masks = [], [], {}
     for part in by_patient(wide_of(wide_paths, test_patients, sequence)):
-        selection = localise_series([localiser], to_images(part), size)
+        maps = _series_maps(localiser, guide, guides, part)
+        selection = select(maps, to_images(part), threshold, size)
         masks[str(part["patient"].iloc[0])] = selection.localisation.mask
         chosen = part.iloc[selection.chosen]
         probabilities = predict_proba(model, selection.crops)

@@ -83,12 +83,13 @@ def fallback(probs: np.ndarray) -> Localisation:
     """Return the localisation used when no pixel reaches the probability threshold.
 
     The slice with the largest summed probability is chosen (the network's best guess, even if
-    unsure) and centred on its probability-weighted centroid, or on the image centre when every
-    probability is zero; the mask is empty (``found=False``) so that no tumour is claimed.
+    unsure) and centred on its probability-weighted centroid; when every probability is zero
+    (e.g. a carried guide series is missing), the middle slice and the image centre. The mask
+    is empty (``found=False``) so that no tumour is claimed.
     """
     s, h, w = probs.shape
     per_slice = probs.sum(axis=(1, 2), dtype=np.float64)
-    best = int(np.argmax(per_slice))
+    best = int(np.argmax(per_slice)) if per_slice.max() > 0 else s // 2
     if per_slice[best] > 0:
         weights = probs[best].astype(np.float64)
         center = (

@@ -1,5 +1,6 @@
 """A trained localiser on disk: the network's state (state.npz), its settings and the slice-area
-threshold chosen on the training patients (meta.json), in the classifier's folder format."""
+threshold chosen on the training patients (meta.json), in the classifier's folder format; or,
+for a sequence read where the guide's localiser finds the tumour, that threshold alone."""
 
 from __future__ import annotations
 
@@ -26,14 +27,32 @@ def save_localiser(net: nnx.Module, path: Path, cfg: dict, meta: dict) -> None:
     (path / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
 
 
-def load_localiser(path: Path) -> tuple[nnx.Module, dict]:
-    """Return (network in eval mode, meta) of a :func:`save_localiser` folder."""
+def save_carried(path: Path, meta: dict) -> None:
+    """Write the folder of a sequence read by another sequence's localiser (``meta["guide"]``):
+    no network, only ``meta`` (its slice-area threshold)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    full = {**meta, "role": "carried"}
+    (path / META_FILE).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+
+
+def load_meta(path: Path) -> dict:
+    """Return the meta of a localiser folder, own network (role "localiser") or carried."""
     path = Path(path)
     meta = json.loads((path / META_FILE).read_text())
-    if meta.get("role") != "localiser":
+    if meta.get("role") not in ("localiser", "carried"):
         raise ValueError(
             f"{path}: not a localiser (role {meta.get('role')!r}): trained by an older version?"
         )
+    return meta
+
+
+def load_localiser(path: Path) -> tuple[nnx.Module, dict]:
+    """Return (network in eval mode, meta) of a :func:`save_localiser` folder."""
+    path = Path(path)
+    meta = load_meta(path)
+    if meta["role"] != "localiser":
+        raise ValueError(f"{path}: no network: the tumour is carried from {meta.get('guide')}")
     net = build_network(meta["network_cfg"])
     restore_state(net, path)
     return net, meta

@@ -28,6 +28,14 @@ CANONICAL = {
 }
 
 
+def plane_of(direction: np.ndarray) -> str:
+    """Return the name of a canonical direction matrix (the plane of a canonical grid)."""
+    for name, canonical in CANONICAL.items():
+        if np.array_equal(canonical, direction):
+            return name
+    raise ValueError("not a canonical direction matrix")
+
+
 def center_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
     """Return the physical center of the mask's foreground, or of the image when there is none."""
     if mask is not None:
@@ -114,6 +122,16 @@ class Harmonized:
     values: np.ndarray  # (slices, size, size) float, normalized
     mask: np.ndarray | None  # (slices, size, size) bool, when a mask was given
     positions: np.ndarray  # position of each slice along the canonical normal (mm)
+    grid: Grid  # where the values lie in patient coordinates
+
+
+def slice_centers(grid: Grid) -> np.ndarray:
+    """Return the LPS point (mm) at the centre of each slice of ``grid`` (n_slices, 3): with the
+    plane and the pixel spacing, what places a wide slice in the patient (see
+    :mod:`gynmri.localise.carry`)."""
+    half = (np.array(grid.size[:2], float) - 1) / 2 * np.array(grid.spacing[:2])
+    first = np.array(grid.origin) + grid.direction[:, :2] @ half
+    return first + np.outer(grid.spacing[2] * np.arange(grid.size[2]), grid.direction[:, 2])
 
 
 def harmonize_volume(
@@ -141,7 +159,7 @@ def harmonize_volume(
     positions = np.array(grid.origin) @ grid.direction[:, 2] + grid.spacing[2] * np.arange(
         grid.size[2]
     )
-    return Harmonized(values, on_grid, positions)
+    return Harmonized(values, on_grid, positions, grid)
 
 
 def wide_size(size: int, fov_mm: float, wide_fov_mm: float) -> int:

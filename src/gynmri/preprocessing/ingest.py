@@ -221,6 +221,8 @@ def _wide_rows(
 ) -> list[dict]:
     """Return the wide-table rows of every slice of one series (annotated: a kept slice)."""
     annotated = set(keep.tolist())
+    centers = hz.slice_centers(wide.grid)
+    plane = hz.plane_of(wide.grid.direction)
     return [
         {
             "patient": case["patient"],
@@ -234,6 +236,11 @@ def _wide_rows(
             "width": wide.values.shape[2],
             "pixels": encode_pixels(wide.values[k]),
             "mask": encode_mask(wide.mask[k]),
+            "plane": plane,
+            "pixel_mm": wide.grid.spacing[0],
+            "center_x_mm": centers[k, 0],
+            "center_y_mm": centers[k, 1],
+            "center_z_mm": centers[k, 2],
         }
         for k in range(len(wide.values))
     ]
