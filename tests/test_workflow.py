@@ -92,7 +92,8 @@ def test_report_and_tables_are_written(run):
         .all()
     )
     side = pd.read_csv(run / "results/metrics/selection_patients.tsv", sep="\t")
-    assert set(side["selection"]) == {"annotated", "automatic"} and (side["n"] == 9).all()
+    assert set(side["selection"]) == {"annotated", "perfect_localiser", "automatic"}
+    assert (side["n"] == 9).all()
     for png in ("roc", "ensembles", "confusion", "training", "readers", "gradcam", "localiser"):
         assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
     # the localiser's kept tumour of every held-out patient, slice for slice, for the figure

@@ -59,6 +59,7 @@ rule predict_auto:
         wide=listing_of("wide", "test"),
     output:
         predictions="results/models/{sequence}/fold{fold}/auto_predictions.parquet",
+        perfect="results/models/{sequence}/fold{fold}/perfect_predictions.parquet",
         selection="results/detectors/{sequence}/fold{fold}/selection.parquet",
         masks="results/detectors/{sequence}/fold{fold}/masks.npz",
     log:
@@ -85,6 +86,11 @@ rule evaluate_selection:
         ),
         annotated=expand(
             "results/models/{sequence}/fold{fold}/predictions.parquet",
+            sequence=SEQUENCES,
+            fold=FOLDS,
+        ),
+        perfect=expand(
+            "results/models/{sequence}/fold{fold}/perfect_predictions.parquet",
             sequence=SEQUENCES,
             fold=FOLDS,
         ),

@@ -22,6 +22,7 @@ slices, patients = selection_tables(
     p.sequences,
     p.scoring,
     p.mm_per_px,
+    perfect=concat(inp.perfect),
 )
 slices.to_csv(snakemake.output.slices, sep="\t", index=False, float_format="%.4f")
 patients.to_csv(snakemake.output.patients, sep="\t", index=False, float_format="%.4f")

@@ -21,4 +21,5 @@ predict_auto(
     Path(snakemake.output.selection),
     Path(snakemake.output.masks),
     guide_dir=Path(snakemake.input.guide) if snakemake.input.get("guide") else None,
+    out_perfect=Path(snakemake.output.perfect),
 )

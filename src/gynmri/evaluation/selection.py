@@ -75,16 +75,22 @@ def selection_tables(
     sequences: list[str],
     evaluate: dict,
     mm_per_px: float,
+    perfect: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (slice-level table, patient-level table) of automatic vs annotated selection.
 
     Slice level: :func:`slice_table`. Patient level: the diagnosis metrics of each sequence and
-    of the best ensemble, once with the annotated slices and once with the automatic ones.
+    of the best ensemble, once with the annotated slices, once (with ``perfect``) with the
+    annotated slices taken as the automatic path takes its own (from the wide slices, cropped
+    around the annotation's centroid: a perfect localiser) and once with the automatic ones.
+    Annotated vs perfect is what the wide grid's resampling costs the classifier; perfect vs
+    automatic is what the localiser's errors cost.
     """
     classes, positive = task["classes"], task["positive"]
     best = best_ensemble(ensembles)
     out = []
-    for name, preds in (("annotated", annotated), ("automatic", auto)):
+    sets = [("annotated", annotated), ("perfect_localiser", perfect), ("automatic", auto)]
+    for name, preds in [(n, p) for n, p in sets if p is not None]:
         scores = patient_scores(preds, classes, evaluate["aggregate"])
         sets = {s: scores[scores["sequence"] == s] for s in sequences}
         sets[ensemble_name(best)] = combine_sequences(scores, best, classes, evaluate["combine"])

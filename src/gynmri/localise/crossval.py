@@ -23,7 +23,7 @@ import pandas as pd
 from gynmri.io.slices import read_wide, to_images, to_masks
 from gynmri.localise import metrics
 from gynmri.localise.carry import carry, grid_of
-from gynmri.localise.locate import Localisation, choose_area_threshold, crop_at, locate
+from gynmri.localise.locate import Localisation, centroid, choose_area_threshold, crop_at, locate
 from gynmri.training.crossval import prediction_rows
 from gynmri.training.folds import only_patients
 
@@ -69,7 +69,7 @@ def carried_maps(guide_localisers: list, guide: pd.DataFrame, target: pd.DataFra
     return carry(maps, grid_of(guide), grid_of(target))
 
 
-def _guide_parts(wide: pd.DataFrame, guide: str) -> dict[str, pd.DataFrame]:
+def guide_parts(wide: pd.DataFrame, guide: str) -> dict[str, pd.DataFrame]:
     """Return each patient's wide rows of the guide sequence, by patient key."""
     return {str(p["patient"].iloc[0]): p for p in by_patient(wide[wide["sequence"] == guide])}
 
@@ -88,7 +88,7 @@ def calibrate_carried(
 
     guide = load_localiser(Path(guide_dir))
     wide = only_patients(read_wide(wide_paths), train_patients, "wide tables")
-    guides = _guide_parts(wide, guide[1]["sequence"])
+    guides = guide_parts(wide, guide[1]["sequence"])
     parts = [
         p for p in by_patient(wide[wide["sequence"] == sequence]) if p["patient"].iloc[0] in guides
     ]
@@ -209,6 +209,14 @@ def select(maps: np.ndarray, images: np.ndarray, threshold: float, size: int) ->
     return Selection(loc, crop_at(images[loc.chosen], loc.center, size))
 
 
+def perfect_crops(part: pd.DataFrame, size: int) -> np.ndarray:
+    """Return one patient's annotated wide slices cropped around the annotation's centroid:
+    what the automatic path would classify with a localiser that found the annotation exactly
+    (the reference that separates the localiser's errors from the wide grid's resampling)."""
+    annotated = part["annotated"].to_numpy()
+    return crop_at(to_images(part)[annotated], centroid(to_masks(part)[annotated]), size)
+
+
 def _series_maps(localiser, guide, guides: dict, part: pd.DataFrame) -> np.ndarray:
     """Return the tumour probabilities of one patient's series: its own localiser's, or the
     guide's carried onto it; zeros (no tumour found) when the patient lacks the guide series."""
@@ -220,6 +228,14 @@ def _series_maps(localiser, guide, guides: dict, part: pd.DataFrame) -> np.ndarr
         shape = (len(part), int(part["height"].iloc[0]), int(part["width"].iloc[0]))
         return np.zeros(shape, np.float32)
     return carried_maps([guide], source, part)
+
+
+def _predictions_table(frames: list[pd.DataFrame], fold: int, classes: list[str]) -> pd.DataFrame:
+    """Return the concatenated prediction rows, or an empty table of their columns."""
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    empty = pd.DataFrame(columns=["patient", "sequence", "label", "slice_index"])
+    return prediction_rows(empty, fold, classes, np.zeros((0, len(classes))))
 
 
 def predict_auto(
@@ -235,11 +251,13 @@ def predict_auto(
     out_selection: Path,
     out_masks: Path | None = None,
     guide_dir: Path | None = None,
+    out_perfect: Path | None = None,
 ) -> pd.DataFrame:
     """Write the held-out patients' predictions with automatically selected slices, the
     selection itself (see :func:`selection_rows`) and, to ``out_masks`` (npz, one (S, W, W)
     bool array per patient key), the tumour each patient's localisation kept, for the report.
-    ``guide_dir``: the guide's (sequence, fold) localiser, for a sequence carried from it."""
+    ``guide_dir``: the guide's (sequence, fold) localiser, for a sequence carried from it.
+    ``out_perfect``: the predictions of :func:`perfect_crops`, in the same format."""
     from gynmri.localise.store import load_localiser, load_meta
     from gynmri.training.step import predict_proba
     from gynmri.training.weights import load_checked
@@ -249,11 +267,17 @@ def predict_auto(
     guide = load_localiser(Path(guide_dir)) if meta["role"] == "carried" else None
     guides = {}
     if guide is not None:
-        guides = _guide_parts(wide_of(wide_paths, test_patients, meta["guide"]), meta["guide"])
+        guides = guide_parts(wide_of(wide_paths, test_patients, meta["guide"]), meta["guide"])
     model, _ = load_checked(Path(model_dir), classes)
     size, threshold = int(meta["size"]), float(meta["area_threshold_px"])
-    predictions, selections, masks = [], [], {}
+    predictions, selections, masks, perfect = [], [], {}, []
     for part in by_patient(wide_of(wide_paths, test_patients, sequence)):
+        if part["annotated"].any():
+            crops = perfect_crops(part, size)
+            rows = prediction_rows(
+                part[part["annotated"]], fold, classes, predict_proba(model, crops)
+            )
+            perfect.append(rows)
         maps = _series_maps(localiser, guide, guides, part)
         selection = select(maps, to_images(part), threshold, size)
         masks[str(part["patient"].iloc[0])] = selection.localisation.mask
@@ -261,12 +285,10 @@ def predict_auto(
         probabilities = predict_proba(model, selection.crops)
         predictions.append(prediction_rows(chosen, fold, classes, probabilities))
         selections.append(selection_rows(part, fold, selection.localisation, mm_per_px))
-    if predictions:
-        out = pd.concat(predictions, ignore_index=True)
-    else:
-        empty = pd.DataFrame(columns=["patient", "sequence", "label", "slice_index"])
-        out = prediction_rows(empty, fold, classes, np.zeros((0, len(classes))))
+    out = _predictions_table(predictions, fold, classes)
     out.to_parquet(out_predictions, index=False)
+    if out_perfect is not None:
+        _predictions_table(perfect, fold, classes).to_parquet(out_perfect, index=False)
     sel = pd.concat(selections, ignore_index=True) if selections else pd.DataFrame()
     sel.to_parquet(out_selection, index=False)
     if out_masks is not None:

@@ -239,7 +239,10 @@ def _side_by_side(r: ReportInputs) -> pd.DataFrame:
     ]
     wide = side.pivot(index="scores", columns="selection", values=metrics)
     wide.columns = [f"{m} ({sel})" for m, sel in wide.columns]
-    order = [c for m in metrics for c in (f"{m} (annotated)", f"{m} (automatic)")]
+    kinds = [
+        k for k in ("annotated", "perfect_localiser", "automatic") if k in set(side["selection"])
+    ]
+    order = [f"{m} ({k})" for m in metrics for k in kinds]
     wide = wide.reindex(columns=order).reset_index()
     for col in wide.columns[1:]:
         if col.startswith("n "):
@@ -255,13 +258,18 @@ def _selection(r: ReportInputs) -> list[str]:
         return []
     return [
         "<h2>Automatic vs annotated slice selection</h2>",
-        '<p class="note">A tumour localiser (a segmentation network trained per sequence and '
-        "fold on the training patients' wide slices and masks) segments the tumour on wide, "
-        "volume-centered slices; the slices where its largest 3-D tumour covers the area "
+        '<p class="note">A tumour localiser (a segmentation network trained per fold on the '
+        "training patients' wide slices and masks, per sequence or on the guide sequence only, "
+        "whose tumour is then carried to the exam's other series by patient coordinates) "
+        "segments the tumour on wide, volume-centered slices; the slices where its largest 3-D tumour covers the area "
         "threshold chosen on the training patients are cropped around the tumour's centroid "
         "and classified. Slice level: its selection of the held-out patients' slices against "
         "the annotated ones; Dice and HD95 of the segmented tumour against the annotation. "
-        "Patient level: the same models with annotated vs automatic slices.</p>",
+        "Patient level: the same models with annotated vs automatic slices, and between them "
+        "a perfect localiser: the annotated slices taken as the automatic path takes its own "
+        "(from the wide slices, cropped around the annotation's centroid). Annotated vs perfect "
+        "is what the wide grid's resampling costs the classifiers; perfect vs automatic is what "
+        "the localiser's errors cost.</p>",
         table(
             r.selection_slices.round({"center_error_mm_median": 1, "hd95_mm_median": 1}),
             ["sensitivity", "specificity", "jaccard", "patients_hit", "jaccard_per_patient"],
