@@ -171,13 +171,17 @@ def paper_hours(images_per_s: float, first_step_s: float, config: Path | None = 
     cfg = load_config(config or Path(__file__).resolve().parents[1] / "config/paper.yaml")
     train, models = cfg["train"], len(cfg["sequences"]["use"]) * cfg["folds"]["k"]
     detector = localiser_cfg(train, cfg["detect"])
+    # with detect/guide one localiser network per fold; the other sequences carry its tumour
+    detectors = cfg["folds"]["k"] if cfg["detect"]["guide"] else models
     classifier_images = models * train["epochs"] * train["images_per_epoch"]
-    detector_images = models * detector["epochs"] * detector["images_per_epoch"]
-    jobs = 4 * models + 1  # train, train_detector, predict, predict_auto per model; Grad-CAM
+    detector_images = detectors * detector["epochs"] * detector["images_per_epoch"]
+    # train, predict, predict_auto and train_detector or carry_detector per model; Grad-CAM
+    jobs = 4 * models + 1
     seconds = (classifier_images + detector_images) / images_per_s + first_step_s
     seconds += jobs * JOB_START_S
     return {
         "models": models,
+        "detectors": detectors,
         "classifier_images": classifier_images,
         "detector_images": detector_images,
         "network_jobs": jobs,
@@ -248,7 +252,7 @@ def main() -> int:
     result["paper_study"] = study
     print(
         f"\nconfig/paper.yaml on this {target.platform}: {study['models']} classifiers "
-        f"({study['classifier_images']:,} training images) + {study['models']} detectors "
+        f"({study['classifier_images']:,} training images) + {study['detectors']} detectors "
         f"({study['detector_images']:,}) at {fastest['images_per_s']} img/s "
         f"({fastest['dtype']}, batch {fastest['batch']}, {size} px, one job at a time), "
         f"+ one compilation ({fastest['first_step_s']} s) + {study['network_jobs']} job "

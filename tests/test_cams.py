@@ -117,6 +117,8 @@ def _wide_rows(patient, label, sequence, slices, annotated, box):
                 "height": WIDE, "width": WIDE,
                 "pixels": encode_pixels(np.full((WIDE, WIDE), k, np.float32)),
                 "mask": encode_mask(mask),
+                "plane": "axial", "pixel_mm": 1.0,
+                "center_x_mm": 0.0, "center_y_mm": 0.0, "center_z_mm": float(k),
             }
         )  # fmt: skip
     return rows

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from gynmri.localise.carry import CENTER_COLUMNS, carry, grid_of
-from gynmri.preprocessing.harmonize import CANONICAL, Grid, slice_centers
+from gynmri.preprocessing.grid import CANONICAL, Grid, slice_centers
 
 
 def wide_rows(grid: Grid, plane: str) -> pd.DataFrame:

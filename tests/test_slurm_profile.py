@@ -10,8 +10,16 @@ spec = importlib.util.spec_from_file_location("bench_plan", ROOT / "bench" / "pl
 plan = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plan)
 
-#: The rules that run a network (training, prediction, automatic selection, Grad-CAM).
-NETWORK_RULES = {"train", "train_detector", "predict", "predict_auto", "gradcam_figure"}
+#: The rules that run a network (training, prediction, automatic selection and its carried
+#: thresholds, Grad-CAM).
+NETWORK_RULES = {
+    "train",
+    "train_detector",
+    "carry_detector",
+    "predict",
+    "predict_auto",
+    "gradcam_figure",
+}
 
 
 def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
@@ -62,12 +70,14 @@ def test_gpu_profile_plans_the_study_and_caps_network_jobs(tmp_path):
 
 def test_paper_study_hours_follow_its_budgets():
     """bench/gpu_check.py's prediction of the study's GPU hours: 90 classifiers at 50 x 35,000
-    images and 90 detectors at config/paper.yaml's smaller detect budget."""
+    images and 6 detectors (one per fold, on detect/guide) at config/paper.yaml's smaller
+    detect budget."""
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
     study = gpu_check.paper_hours(images_per_s=11_000, first_step_s=60)
     assert study["classifier_images"] == 90 * 50 * 35_000
-    assert study["detector_images"] == 90 * 5 * 20_000  # a detector needs far less (paper.yaml)
-    expected = (90 * 50 * 35_000 + 90 * 100_000) / 11_000 + 60 + 361 * gpu_check.JOB_START_S
+    assert study["detectors"] == 6  # T2axi's localiser per fold; 14 sequences carry its tumour
+    assert study["detector_images"] == 6 * 5 * 20_000  # a detector needs far less (paper.yaml)
+    expected = (90 * 50 * 35_000 + 6 * 100_000) / 11_000 + 60 + 361 * gpu_check.JOB_START_S
     assert study["hours"] == round(expected / 3600, 2)

@@ -64,6 +64,13 @@ GUIDE = config["detect"]["guide"]
 LOCALISED = [GUIDE] if GUIDE else SEQUENCES
 CARRIED = [s for s in SEQUENCES if s not in LOCALISED]
 
+# The test-time views every classifier prediction averages (config evaluate/tta; mirrored only
+# when training flipped), None: the slice as it is.
+TTA = (
+    {"shift_px": 1, "flip_lr": bool(config["train"]["augment"]["flip_lr"])}
+    if config["evaluate"]["tta"]
+    else None
+)
 # How slice probabilities become patient and ensemble scores (what readers, the slice-selection
 # evaluation and gynmri predict need of config evaluate).
 SCORING = {k: config["evaluate"][k] for k in ("aggregate", "combine", "threshold")}

@@ -73,6 +73,7 @@ rule predict_auto:
         patients=lambda wc: fold_patients(wc, "test"),
         classes=config["task"]["classes"],
         mm_per_px=config["harmonize"]["fov_mm"] / config["harmonize"]["size"],
+        tta=TTA,
     script:
         "../scripts/predict_auto.py"
 
@@ -170,5 +171,6 @@ rule manifest:
         harmonize=config["harmonize"],
         detect=config["detect"],
         scoring=SCORING,
+        tta=TTA,
     script:
         "../scripts/manifest.py"

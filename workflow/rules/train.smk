@@ -58,5 +58,6 @@ rule predict:
     params:
         patients=lambda wc: fold_patients(wc, "test"),
         classes=config["task"]["classes"],
+        tta=TTA,
     script:
         "../scripts/predict.py"

@@ -20,6 +20,7 @@ manifest = build_manifest(
     evaluate=p.scoring,
     ensembles=pd.read_csv(snakemake.input.ensembles, sep="\t"),
     rules=load_rules(snakemake.input.rules),
+    tta=p.tta,
 )
 Path(snakemake.output.manifest).write_text(json.dumps(manifest, indent=1))
 log.info("manifest: ensemble %s", "+".join(manifest["ensemble"]))

@@ -16,4 +16,5 @@ predict_fold(
     int(wc.fold),
     p.classes,
     Path(snakemake.output.predictions),
+    tta=p.tta,
 )

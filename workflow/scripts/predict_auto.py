@@ -22,4 +22,5 @@ predict_auto(
     Path(snakemake.output.masks),
     guide_dir=Path(snakemake.input.guide) if snakemake.input.get("guide") else None,
     out_perfect=Path(snakemake.output.perfect),
+    tta=p.tta,
 )

@@ -29,8 +29,10 @@ def build_manifest(
     evaluate: dict,
     ensembles: pd.DataFrame,
     rules: list[dict],
+    tta: dict | None = None,
 ) -> dict:
-    """Return the manifest: the task, the best ensemble of ``ensembles``, the settings."""
+    """Return the manifest: the task, the best ensemble of ``ensembles``, the settings
+    (``tta``: the test-time views the run's predictions average, None: none)."""
     return {
         "format": FORMAT,
         "task": {"name": task["name"], "classes": task["classes"], "positive": task["positive"]},
@@ -41,6 +43,7 @@ def build_manifest(
         "detect": detect,
         "evaluate": {k: evaluate[k] for k in ("aggregate", "combine", "threshold")},
         "rules": rules,
+        "tta": tta,
         "models": "models/{sequence}/fold{fold}/model",
         "detectors": "detectors/{sequence}/fold{fold}/model",
     }

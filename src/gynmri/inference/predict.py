@@ -34,7 +34,7 @@ from gynmri.inference.manifest import PredictError, load_manifest
 from gynmri.io.dicom import Series
 from gynmri.io.slices import quantize
 from gynmri.io.volumes import SeriesError
-from gynmri.preprocessing.harmonize import Grid
+from gynmri.preprocessing.grid import Grid
 from gynmri.preprocessing.ingest import choose_series, discover_exam, read_volume, wide_slices
 from gynmri.report.page import prediction_page
 from gynmri.training.crossval import prediction_rows
@@ -178,7 +178,12 @@ def _classify(results: Path, manifest: dict, sequence: str, volumes: dict, timer
     )
     with timer.step("classify"):
         rows = [
-            prediction_rows(slices, fold, classes, predict_proba(model, selection.crops))
+            prediction_rows(
+                slices,
+                fold,
+                classes,
+                predict_proba(model, selection.crops, tta=manifest.get("tta")),
+            )
             for fold, model in zip(manifest["folds"], models, strict=True)
         ]
     return selection, pd.concat(rows, ignore_index=True), models

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from gynmri.preprocessing.harmonize import CANONICAL, Grid, resample
+from gynmri.preprocessing.grid import CANONICAL, Grid, resample
 
 #: The wide-table columns that place a slice in the patient.
 CENTER_COLUMNS = ["center_x_mm", "center_y_mm", "center_z_mm"]

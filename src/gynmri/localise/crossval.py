@@ -252,12 +252,14 @@ def predict_auto(
     out_masks: Path | None = None,
     guide_dir: Path | None = None,
     out_perfect: Path | None = None,
+    tta: dict | None = None,
 ) -> pd.DataFrame:
     """Write the held-out patients' predictions with automatically selected slices, the
     selection itself (see :func:`selection_rows`) and, to ``out_masks`` (npz, one (S, W, W)
     bool array per patient key), the tumour each patient's localisation kept, for the report.
     ``guide_dir``: the guide's (sequence, fold) localiser, for a sequence carried from it.
-    ``out_perfect``: the predictions of :func:`perfect_crops`, in the same format."""
+    ``out_perfect``: the predictions of :func:`perfect_crops`, in the same format. ``tta``: see
+    :func:`gynmri.training.step.predict_proba`."""
     from gynmri.localise.store import load_localiser, load_meta
     from gynmri.training.step import predict_proba
     from gynmri.training.weights import load_checked
@@ -275,14 +277,14 @@ def predict_auto(
         if part["annotated"].any():
             crops = perfect_crops(part, size)
             rows = prediction_rows(
-                part[part["annotated"]], fold, classes, predict_proba(model, crops)
+                part[part["annotated"]], fold, classes, predict_proba(model, crops, tta=tta)
             )
             perfect.append(rows)
         maps = _series_maps(localiser, guide, guides, part)
         selection = select(maps, to_images(part), threshold, size)
         masks[str(part["patient"].iloc[0])] = selection.localisation.mask
         chosen = part.iloc[selection.chosen]
-        probabilities = predict_proba(model, selection.crops)
+        probabilities = predict_proba(model, selection.crops, tta=tta)
         predictions.append(prediction_rows(chosen, fold, classes, probabilities))
         selections.append(selection_rows(part, fold, selection.localisation, mm_per_px))
     out = _predictions_table(predictions, fold, classes)

@@ -17,23 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from gynmri.io.volumes import SeriesError
-
-# Canonical direction matrices (columns: image x axis, image y axis, slice axis) in LPS, i.e.
-# the radiological display of each plane: axial seen from the feet, sagittal with anterior on
-# the left, coronal seen from the front; head at the top of sagittal and coronal images.
-CANONICAL = {
-    "axial": np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], float).T,
-    "sagittal": np.array([[0, 1, 0], [0, 0, -1], [1, 0, 0]], float).T,
-    "coronal": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float).T,
-}
-
-
-def plane_of(direction: np.ndarray) -> str:
-    """Return the name of a canonical direction matrix (the plane of a canonical grid)."""
-    for name, canonical in CANONICAL.items():
-        if np.array_equal(canonical, direction):
-            return name
-    raise ValueError("not a canonical direction matrix")
+from gynmri.preprocessing.grid import CANONICAL, Grid, resample
 
 
 def center_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
@@ -45,16 +29,6 @@ def center_of(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray:
             return np.array(image.TransformContinuousIndexToPhysicalPoint(tuple(zyx[::-1])))
     size = np.array(image.GetSize(), float)
     return np.array(image.TransformContinuousIndexToPhysicalPoint(tuple((size - 1) / 2)))
-
-
-@dataclass(frozen=True)
-class Grid:
-    """An output voxel grid: origin, spacing and direction in LPS, size in voxels (x, y, z)."""
-
-    origin: tuple[float, float, float]
-    spacing: tuple[float, float, float]
-    direction: np.ndarray
-    size: tuple[int, int, int]
 
 
 def canonical_grid(
@@ -78,23 +52,6 @@ def canonical_grid(
     origin = center - half * direction[:, 0] - half * direction[:, 1]
     origin = origin + (lo - center @ direction[:, 2]) * direction[:, 2]
     return Grid(tuple(origin), (step, step, spacing_z), direction, (size, size, n_slices))
-
-
-def resample(
-    image: sitk.Image, grid: Grid, interpolator=sitk.sitkLinear, fill: float = 0.0
-) -> sitk.Image:
-    """Return ``image`` resampled onto ``grid``; points outside the input get ``fill``."""
-    return sitk.Resample(
-        image,
-        grid.size,
-        sitk.Transform(),
-        interpolator,
-        grid.origin,
-        grid.spacing,
-        tuple(grid.direction.ravel()),
-        fill,
-        image.GetPixelID(),
-    )
 
 
 def normalize(
@@ -123,15 +80,6 @@ class Harmonized:
     mask: np.ndarray | None  # (slices, size, size) bool, when a mask was given
     positions: np.ndarray  # position of each slice along the canonical normal (mm)
     grid: Grid  # where the values lie in patient coordinates
-
-
-def slice_centers(grid: Grid) -> np.ndarray:
-    """Return the LPS point (mm) at the centre of each slice of ``grid`` (n_slices, 3): with the
-    plane and the pixel spacing, what places a wide slice in the patient (see
-    :mod:`gynmri.localise.carry`)."""
-    half = (np.array(grid.size[:2], float) - 1) / 2 * np.array(grid.spacing[:2])
-    first = np.array(grid.origin) + grid.direction[:, :2] @ half
-    return first + np.outer(grid.spacing[2] * np.arange(grid.size[2]), grid.direction[:, 2])
 
 
 def harmonize_volume(

@@ -31,6 +31,7 @@ from gynmri.io.kinds import MAGNITUDE, TRACE
 from gynmri.io.slices import empty_slices, empty_wide, encode_mask, encode_pixels
 from gynmri.io.volumes import Volume, build_volumes, volume_kinds
 from gynmri.preprocessing import harmonize as hz
+from gynmri.preprocessing.grid import plane_of, slice_centers
 from gynmri.preprocessing.qc import qc_record
 from gynmri.preprocessing.sequences import name_series
 
@@ -221,8 +222,8 @@ def _wide_rows(
 ) -> list[dict]:
     """Return the wide-table rows of every slice of one series (annotated: a kept slice)."""
     annotated = set(keep.tolist())
-    centers = hz.slice_centers(wide.grid)
-    plane = hz.plane_of(wide.grid.direction)
+    centers = slice_centers(wide.grid)
+    plane = plane_of(wide.grid.direction)
     return [
         {
             "patient": case["patient"],

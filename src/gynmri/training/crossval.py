@@ -130,15 +130,21 @@ def predict_fold(
     fold: int,
     classes: list[str],
     out_predictions: Path,
+    tta: dict | None = None,
 ) -> pd.DataFrame:
-    """Write and return the class probabilities of every held-out slice of one fold."""
+    """Write and return the class probabilities of every held-out slice of one fold (``tta``:
+    see :func:`gynmri.training.step.predict_proba`)."""
     from gynmri.training.step import predict_proba
     from gynmri.training.weights import load_checked
 
     model, _ = load_checked(Path(model_dir), classes)
     test = only_patients(read_slices(slice_paths, sequence), test_patients, "slice tables")
     with timed(log, "prediction"):
-        probs = predict_proba(model, to_images(test)) if len(test) else np.zeros((0, len(classes)))
+        probs = (
+            predict_proba(model, to_images(test), tta=tta)
+            if len(test)
+            else np.zeros((0, len(classes)))
+        )
     predictions = prediction_rows(test, fold, classes, probs)
     predictions.to_parquet(out_predictions, index=False)
     log.info(

@@ -205,18 +205,45 @@ def _forward_program(graphdef: Any, treedef: Any) -> SharedProgram:
     return _FORWARD[graphdef, treedef]
 
 
+def tta_views(images: np.ndarray, shift_px: int = 1, flip_lr: bool = False) -> np.ndarray:
+    """Return the test-time views of slices (N, H, W) as (V, N, H, W): every shift by -shift_px
+    to shift_px pixels in rows and columns (edge pixels repeated), each also mirrored left-right
+    when ``flip_lr`` (only when training flipped: a view the model never saw would not help)."""
+    s = int(shift_px)
+    n, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (s, s), (s, s)), mode="edge")
+    views = [
+        padded[:, s + dy : s + dy + h, s + dx : s + dx + w]
+        for dy in range(-s, s + 1)
+        for dx in range(-s, s + 1)
+    ]
+    if flip_lr:
+        views += [v[:, :, ::-1] for v in views]
+    return np.stack(views)
+
+
 def predict_proba(
-    model: MobileNetV2, images: np.ndarray, batch_size: int = PREDICT_BATCH
+    model: MobileNetV2,
+    images: np.ndarray,
+    batch_size: int = PREDICT_BATCH,
+    tta: dict | None = None,
 ) -> np.ndarray:
     """Return softmax probabilities (N, n_classes) for slices (N, H, W); leaves model in eval mode.
 
     Slices go through in batches of exactly ``batch_size`` (the last one padded), so that the
     forward pass compiles once per architecture, whatever N (and is traced once for all jobs).
+    ``tta`` (config evaluate/tta: the keyword arguments of :func:`tta_views`): each slice's
+    probabilities are the mean over its test-time views, which steadies a classifier that moves
+    with a one-pixel shift of the crop.
     """
     images = np.asarray(images, np.float32)
     n = images.shape[0]
     if n == 0:
         return np.zeros((0, model.num_classes), np.float32)
+    if tta:
+        views = tta_views(images, **tta)
+        flat = predict_proba(model, views.reshape(-1, *images.shape[1:]), batch_size)
+        return flat.reshape(len(views), n, -1).mean(axis=0)
     model.eval()
     graphdef, state = nnx.split(model)
     forward = _forward_program(graphdef, jax.tree.structure(state))
