@@ -9,8 +9,8 @@ For each sequence of the config: trains each network on the fold's training pati
 patients, then localises the fold's test patients and prints per sequence and network: Dice and
 HD95 (mm, in-plane x slice index) of the kept 3-D tumour, slice-level sensitivity, specificity
 and Jaccard of the selected slices against the annotated ones, median centre error (mm), and
-the training time (first epoch includes XLA compilation). ``--carry-from G``: also scores every
-other sequence read where G's network (trained first) finds the tumour, carried by patient
+the training time (first epoch includes XLA compilation). ``--carry-from G``: trains on G only
+and scores every other sequence read where G's network finds the tumour, carried by patient
 coordinates (config ``detect.guide``), its area threshold chosen on the training patients.
 """
 
@@ -112,8 +112,10 @@ def main() -> None:
     train_paths = _patients(args.results, args.fold, "train")
     test_paths = _patients(args.results, args.fold, "test")
     sequences = args.sequences or config["sequences"]["use"]
-    if args.carry_from:  # the guide first: its network is carried to the others
-        sequences = [args.carry_from] + [s for s in sequences if s != args.carry_from]
+    carried_to = []
+    if args.carry_from:  # only the guide trains: its network is carried to the others
+        carried_to = [s for s in sequences if s != args.carry_from]
+        sequences = [args.carry_from]
         train_all, test_all = read_wide(train_paths), read_wide(test_paths)
     out = []
     for sequence in sequences:
@@ -125,7 +127,7 @@ def main() -> None:
                 {k: float(v) if "." in v else int(v) for k, v in (a.split("=") for a in args.set)}
             )
             t0 = time.perf_counter()
-            net, history, threshold = fit_and_calibrate(
+            net, history, threshold, _ = fit_and_calibrate(
                 train.sort_values(["patient", "slice_index"]), cfg, config["train"]["augment"],
                 log=lambda s: None,
             )  # fmt: skip
@@ -145,9 +147,9 @@ def main() -> None:
             print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
             if sequence == args.carry_from and network == args.networks[0]:
                 guide = (net, {"sequence": sequence})
-        if args.carry_from and sequence != args.carry_from:
-            out.append(carried(guide, sequence, train_all, test_all, mm_per_px))
-            print(pd.DataFrame([out[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
+    for sequence in carried_to:
+        out.append(carried(guide, sequence, train_all, test_all, mm_per_px))
+        print(pd.DataFrame([out[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
     print(pd.DataFrame(out).to_string(index=False, float_format="%.3f"))
 
 

@@ -10,16 +10,8 @@ spec = importlib.util.spec_from_file_location("bench_plan", ROOT / "bench" / "pl
 plan = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plan)
 
-#: The rules that run a network (training, prediction, automatic selection and its carried
-#: thresholds, Grad-CAM).
-NETWORK_RULES = {
-    "train",
-    "train_detector",
-    "carry_detector",
-    "predict",
-    "predict_auto",
-    "gradcam_figure",
-}
+#: The rules that run a network (training, prediction, automatic selection, Grad-CAM).
+NETWORK_RULES = {"train", "train_detector", "predict", "predict_auto", "gradcam_figure"}
 
 
 def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:

@@ -18,12 +18,12 @@ from gynmri.synth import SynthSpec, plan_cohort, write_patient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
+def ingested(tmp_path, index: int, config: dict):
+    """Return the ingest result of synthetic patient ``index`` (myoma 0, sarcoma 1)."""
     spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=3)
-    row = plan_cohort(spec).iloc[0]
+    row = plan_cohort(spec).iloc[index]
     write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
-    config = load_config(ROOT / "config" / "config.yaml")
-    result = ingest_patient(
+    return ingest_patient(
         tmp_path / "dicom" / row.patient_dir,
         tmp_path / "masks" / row.patient_dir,
         case={"patient": "P01", "center": row.center, "label": row.label, "label_index": 0},
@@ -31,6 +31,11 @@ def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
         rules=load_rules(ROOT / "config" / "sequences.yaml"),
         secret=DEMO_KEY,
     )
+
+
+def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
+    config = load_config(ROOT / "config" / "config.yaml")
+    result = ingested(tmp_path, 0, config)
     table, wide = result.slices, result.wide
     size = config["harmonize"]["size"]
     n = wide_size(size, config["harmonize"]["fov_mm"], config["detect"]["fov_mm"])
@@ -53,19 +58,9 @@ def test_wide_slices_hold_what_the_classifier_sees(tmp_path):
 def test_the_wide_rows_place_each_series_in_the_patient(tmp_path):
     """The T2axi tumour mask carried by the wide rows' geometry onto the exam's DWI and T2sag
     slices matches their own masks (the phantom is one tumour in one frame of reference)."""
-    spec = SynthSpec({"myoma": 1, "sarcoma": 1}, centers=1, seed=3)
-    row = plan_cohort(spec).iloc[1]
-    write_patient(spec, row, tmp_path / "dicom", tmp_path / "masks")
     config = load_config(ROOT / "config" / "config.yaml")
     config["sequences"]["use"] = ["T2axi", "T2sag", "DWI"]
-    wide = ingest_patient(
-        tmp_path / "dicom" / row.patient_dir,
-        tmp_path / "masks" / row.patient_dir,
-        case={"patient": "P01", "center": row.center, "label": row.label, "label_index": 0},
-        settings=IngestSettings.from_config(config),
-        rules=load_rules(ROOT / "config" / "sequences.yaml"),
-        secret=DEMO_KEY,
-    ).wide
+    wide = ingested(tmp_path, 1, config).wide
     series = {
         s: wide[wide["sequence"] == s].sort_values("slice_index") for s in wide["sequence"].unique()
     }

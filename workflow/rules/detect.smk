@@ -12,6 +12,7 @@ rule train_detector:
     output:
         model=directory("results/detectors/{sequence}/fold{fold}/model"),
         history="results/detectors/{sequence}/fold{fold}/history.tsv",
+        maps="results/detectors/{sequence}/fold{fold}/train_maps.npz",
     log:
         "results/logs/train_detector/{sequence}_fold{fold}.log",
     wildcard_constraints:
@@ -30,10 +31,13 @@ rule train_detector:
         "../scripts/train_detector.py"
 
 
+# No network runs here: the guide's training job saved its training patients' tumour
+# probabilities, which are carried onto this sequence's slices to choose its threshold.
 rule carry_detector:
     input:
         wide=listing_of("wide", "train"),
         guide=guide_detector,
+        guide_maps=lambda wc: f"results/detectors/{GUIDE}/fold{wc.fold}/train_maps.npz",
     output:
         model=directory("results/detectors/{sequence}/fold{fold}/model"),
     log:
@@ -42,9 +46,9 @@ rule carry_detector:
         sequence=one_of(CARRIED),
     conda:
         "../envs/train.yaml"
-    threads: config["train"]["threads"]
     resources:
-        **network_resources(2000, 30),
+        mem_mb=2000,
+        runtime=20,
     params:
         patients=lambda wc: fold_patients(wc, "train"),
     script:

@@ -18,4 +18,5 @@ train_localiser(
     p.augment,
     Path(snakemake.output.model),
     Path(snakemake.output.history),
+    Path(snakemake.output.maps),
 )

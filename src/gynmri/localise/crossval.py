@@ -43,15 +43,17 @@ def by_patient(wide: pd.DataFrame):
 
 
 def fit_and_calibrate(wide: pd.DataFrame, cfg: dict, augment: dict, log=print):
-    """Return (network, history, slice-area threshold) trained and chosen on ``wide``'s patients
-    (their masks; the threshold against their annotated slices)."""
+    """Return (network, history, slice-area threshold, tumour probabilities by patient key)
+    trained and chosen on ``wide``'s patients (their masks; the threshold against their
+    annotated slices)."""
     from gynmri.localise.train import fit_localiser, predict_maps
 
     net, history = fit_localiser(to_images(wide), to_masks(wide), cfg, augment, log=log)
     parts = list(by_patient(wide))
-    areas = [locate(predict_maps(net, to_images(p)), 0.0).area_px for p in parts]
+    maps = {str(p["patient"].iloc[0]): predict_maps(net, to_images(p)) for p in parts}
+    areas = [locate(maps[str(p["patient"].iloc[0])], 0.0).area_px for p in parts]
     threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
-    return net, history, threshold
+    return net, history, threshold, maps
 
 
 def tumour_maps(localisers: list, images: np.ndarray) -> np.ndarray:
@@ -69,6 +71,12 @@ def carried_maps(guide_localisers: list, guide: pd.DataFrame, target: pd.DataFra
     return carry(maps, grid_of(guide), grid_of(target))
 
 
+def read_maps(path: Path) -> dict[str, np.ndarray]:
+    """Return the tumour probabilities by patient key that :func:`train_localiser` saved."""
+    with np.load(path) as saved:
+        return {key: saved[key].astype(np.float32) for key in saved.files}
+
+
 def guide_parts(wide: pd.DataFrame, guide: str) -> dict[str, pd.DataFrame]:
     """Return each patient's wide rows of the guide sequence, by patient key."""
     return {str(p["patient"].iloc[0]): p for p in by_patient(wide[wide["sequence"] == guide])}
@@ -80,40 +88,47 @@ def calibrate_carried(
     sequence: str,
     fold: int,
     guide_dir: Path,
+    guide_maps: Path,
     out_model: Path,
 ) -> None:
     """Choose and save the slice-area threshold of a sequence read where the guide's (sequence,
-    fold) localiser finds the tumour, on the fold's training patients that have both series."""
-    from gynmri.localise.store import load_localiser, save_carried
+    fold) localiser finds the tumour, on the fold's training patients that have both series:
+    the tumour probabilities its training job saved (``guide_maps``), carried onto their
+    slices (no network runs here)."""
+    from gynmri.localise.store import load_meta, save_carried
 
-    guide = load_localiser(Path(guide_dir))
+    guide = load_meta(Path(guide_dir))
+    maps = read_maps(Path(guide_maps))
     wide = only_patients(read_wide(wide_paths), train_patients, "wide tables")
-    guides = guide_parts(wide, guide[1]["sequence"])
+    guides = guide_parts(wide, guide["sequence"])
     parts = [
         p for p in by_patient(wide[wide["sequence"] == sequence]) if p["patient"].iloc[0] in guides
     ]
     if not parts:
         raise ValueError(
             f"{sequence} fold {fold}: no training patient has both this series and the guide's "
-            f"({guide[1]['sequence']}): check results/qc/series.tsv"
+            f"({guide['sequence']}): check results/qc/series.tsv"
         )
-    areas = [
-        locate(carried_maps([guide], guides[p["patient"].iloc[0]], p), 0.0).area_px for p in parts
-    ]
+    areas = []
+    for part in parts:
+        source = guides[part["patient"].iloc[0]]
+        carried = carry(maps[source["patient"].iloc[0]], grid_of(source), grid_of(part))
+        areas.append(locate(carried, 0.0).area_px)
     threshold = choose_area_threshold(areas, [p["annotated"].to_numpy() for p in parts])
     log.info(
-        "%s fold %d: read where the %s localiser finds the tumour (%d training patients); "
-        "slices selected from %g carried tumour pixels on",
-        sequence, fold, guide[1]["sequence"], len(parts), threshold,
+        "%s fold %d: read where the %s localiser finds the tumour (%d of %d training patients "
+        "have both series); slices selected from %g carried tumour pixels on",
+        sequence, fold, guide["sequence"], len(parts),
+        wide.loc[wide["sequence"] == sequence, "patient"].nunique(), threshold,
     )  # fmt: skip
-    meta = {k: guide[1][k] for k in ("size", "wide")}
     save_carried(
         out_model,
         {
-            **meta,
+            "size": guide["size"],
+            "wide": guide["wide"],
             "sequence": sequence,
             "fold": fold,
-            "guide": guide[1]["sequence"],
+            "guide": guide["sequence"],
             "area_threshold_px": threshold,
         },
     )
@@ -129,11 +144,14 @@ def train_localiser(
     augment: dict,
     out_model: Path,
     out_history: Path,
+    out_maps: Path | None = None,
 ) -> None:
     """Train, calibrate (area threshold) and save the (sequence, fold) localiser.
 
     ``cfg``: the localiser's settings (:func:`gynmri.config.localiser_cfg`); ``augment``: config
     train/augment; ``size``: the classifier's slice size (the crop taken around the tumour).
+    ``out_maps``: the training patients' tumour probabilities (npz by patient key, float16),
+    from which the carried sequences choose their thresholds (:func:`calibrate_carried`).
     """
     from gynmri.localise.store import save_localiser
 
@@ -146,7 +164,7 @@ def train_localiser(
         sequence, fold, len(wide), int(masks.any(axis=(1, 2)).sum()), wide["patient"].nunique(),
         cfg["network"],
     )  # fmt: skip
-    net, history, threshold = fit_and_calibrate(wide, cfg, augment, log.info)
+    net, history, threshold, maps = fit_and_calibrate(wide, cfg, augment, log.info)
     log.info("%s fold %d: slices selected from %g tumour pixels on", sequence, fold, threshold)
     meta = {
         "sequence": sequence,
@@ -157,6 +175,9 @@ def train_localiser(
     }
     save_localiser(net, out_model, cfg, meta)
     history.to_csv(out_history, sep="\t", index=False, float_format="%.5f")
+    if out_maps is not None:
+        with open(out_maps, "wb") as f:  # a file object: savez would append ".npz" to a path
+            np.savez_compressed(f, **{k: v.astype(np.float16) for k, v in maps.items()})
 
 
 def selection_rows(
