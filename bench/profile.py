@@ -126,6 +126,9 @@ def run_demo(
     """Run snakemake in ``run`` (``extra``: more arguments, ``env``: its environment); return
     (wall seconds, CPU seconds of the snakemake process)."""
     env = {**(env or os.environ), "GYNMRI_JAX_CACHE": str(run / ".cache" / "jax")}
+    # the copy's own package, not the editable install's source: edits made in the checkout
+    # while the run goes on must not reach its jobs
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(run / "src"), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *extra]
     if configfile:  # one file, or several (space-separated) that Snakemake merges in order
         cmd += ["--configfile", *configfile.split()]
