@@ -30,8 +30,9 @@ from gynmri.training.folds import only_patients
 log = logging.getLogger(__name__)
 
 
-def wide_of(paths: list[str], patients: list[str], sequence: str) -> pd.DataFrame:
-    """Return the sequence's wide slices of exactly ``patients``, ordered by patient and slice."""
+def wide_of(paths: list[str], patients: list[str], sequence: str | None) -> pd.DataFrame:
+    """Return the sequence's (None: every sequence's) wide slices of exactly ``patients``,
+    ordered by patient and slice."""
     wide = only_patients(read_wide(paths, sequence), patients, "wide tables")
     return wide.sort_values(["patient", "slice_index"], ignore_index=True)
 
@@ -294,13 +295,13 @@ def predict_auto(
     meta = load_meta(Path(localiser_dir))
     localiser = None if meta["role"] == "carried" else load_localiser(Path(localiser_dir))
     guide = load_localiser(Path(guide_dir)) if meta["role"] == "carried" else None
-    guides = {}
-    if guide is not None:
-        guides = guide_parts(wide_of(wide_paths, test_patients, meta["guide"]), meta["guide"])
+    # one read of the test patients' tables: this sequence's rows and the guide's
+    wide = wide_of(wide_paths, test_patients, None if guide else sequence)
+    guides = guide_parts(wide, meta["guide"]) if guide is not None else {}
     model, _ = load_checked(Path(model_dir), classes)
     size, threshold = int(meta["size"]), float(meta["area_threshold_px"])
     predictions, selections, masks, perfect = [], [], {}, []
-    for part in by_patient(wide_of(wide_paths, test_patients, sequence)):
+    for part in by_patient(wide[wide["sequence"] == sequence]):
         if part["annotated"].any():
             crops = perfect_crops(part, size)
             rows = prediction_rows(
