@@ -2,11 +2,13 @@
 curve, the report, the reader study, the slice-selection evaluation and the manifest (the model
 gynmri predict applies) all name that sequence."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from gynmri.config import section
+from gynmri.config import load_config, section
 from gynmri.evaluation.metrics import evaluate_all
 from gynmri.evaluation.readers import study_model_scores
 from gynmri.evaluation.scoring import best_ensemble
@@ -15,6 +17,7 @@ from gynmri.inference.manifest import build_manifest
 from gynmri.report.figures import operating_points
 from gynmri.report.sections import ReportInputs, render_report
 
+ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["myoma", "sarcoma"]
 TASK = {"name": "t", "classes": CLASSES, "positive": ["sarcoma"], "summaries": {}}
 
@@ -82,16 +85,10 @@ def test_a_single_sequence_ranked_first_is_the_best_ensemble_everywhere(predicti
 
     png = tmp_path / "x.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
-    config = {
-        "task": TASK,
-        "cohort": {},
-        "folds": {"k": 3},
-        "sequences": {"use": ["T2axi", "DWI"]},
-        "evaluate": evaluate,
-    }
+    config = {**load_config(ROOT / "tests/configs/tiny.yaml"), "task": TASK, "evaluate": evaluate}
     inputs = ReportInputs(
         config=config,
-        cohort=pd.DataFrame(),
+        cohort=pd.DataFrame({"center": "a", "label": CLASSES, "patients": [16, 8]}),
         ensembles=ensembles,
         files=pd.DataFrame({"status": ["used"], "reason": [""]}),
         sequences=sequences,

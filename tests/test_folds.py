@@ -86,3 +86,54 @@ def test_lock_refuses_label_change_and_other_k(tmp_path):
         update_lock(lock, relabelled, k=3, seed=1)
     with pytest.raises(LeakageError, match="folds/k is 2"):
         update_lock(lock, _patients(), k=2, seed=1)
+
+
+def test_leave_one_centre_out_folds_are_the_hospitals(tmp_path):
+    from gynmri.training.folds import split, update_lock
+
+    lock = tmp_path / "folds.lock.tsv"
+    folds = update_lock(lock, _patients(), k=None, seed=1, scheme="centre")
+    # one fold per hospital, numbered in name order; a fold's test set is exactly its hospital
+    assert folds.groupby("fold")["center"].agg(set).to_dict() == {0: {"c1"}, 1: {"c2"}, 2: {"c3"}}
+    train, test = split(folds, 1)
+    assert {c for c in folds.set_index("patient").loc[sorted(test), "center"]} == {"c2"}
+    assert "c2" not in set(folds.set_index("patient").loc[sorted(train), "center"])
+
+
+def test_lock_records_both_schemes_and_a_new_hospital_gets_the_next_fold(tmp_path):
+    from gynmri.training.folds import read_lock, update_lock
+
+    lock = tmp_path / "folds.lock.tsv"
+    kfold = update_lock(lock, _patients(), k=3, seed=1)
+    # a hospital named before the others must not renumber them
+    update_lock(lock, _patients(centers=("c2", "c3")), k=None, seed=1, scheme="centre")
+    grown = pd.concat(
+        [
+            _patients(centers=("c2", "c3")),
+            _patients(3, 3, ("c0",)).assign(patient=lambda d: d["patient"] + "n"),
+        ]
+    )
+    centre = update_lock(lock, grown, k=None, seed=1, scheme="centre")
+    assert centre.groupby("center")["fold"].first().to_dict() == {"c0": 2, "c2": 0, "c3": 1}
+    written = pd.read_csv(lock, sep="\t")
+    assert list(written.columns) == ["patient", "label", "center", "fold", "scheme"]
+    assert written["scheme"].value_counts().to_dict() == {"kfold": 29, "centre": 35}
+    assert written["scheme"].iloc[0] == "kfold"  # k-fold rows first, as locks were before
+    pd.testing.assert_frame_equal(read_lock(lock), kfold, check_dtype=False)  # untouched
+
+
+def test_lock_without_scheme_column_is_kfold_and_centre_lock_refuses_a_moved_patient(tmp_path):
+    from gynmri.training.folds import read_lock, update_lock
+
+    lock = tmp_path / "folds.lock.tsv"
+    assign_folds(_patients(), k=3, seed=1).to_csv(lock, sep="\t", index=False)  # an old lock
+    assert len(read_lock(lock)) == 29 and read_lock(lock, "centre").empty
+    update_lock(lock, _patients(), k=None, seed=1, scheme="centre")
+    moved = _patients()
+    moved.loc[0, "center"] = "c3"
+    with pytest.raises(LeakageError, match="center differs.*Pa000"):
+        update_lock(lock, moved, k=None, seed=1, scheme="centre")
+    with pytest.raises(ValueError, match="two hospitals"):
+        update_lock(tmp_path / "one.tsv", _patients(centers=("c1",)), None, 1, scheme="centre")
+    with pytest.raises(ValueError, match="unknown folds scheme"):
+        update_lock(lock, _patients(), k=3, seed=1, scheme="loo")

@@ -64,3 +64,53 @@ def test_report_shows_the_three_class_sections(run):
     cases = pd.read_csv(run / "data/synthetic/cases.tsv", sep="\t")
     assert {"age", "ca125", "menopausal"} <= set(cases.columns)
     assert not any(d in html for d in cases["patient_dir"])
+
+
+def test_leave_one_centre_out_drives_the_run_and_the_clinical_evaluation(run):
+    """folds/scheme centre: one fold per hospital, recorded in the lock; every table external."""
+    from test_workflow import check_clinical_tables
+
+    folds = pd.read_csv(run / "results/splits/folds.tsv", sep="\t")
+    assert (folds.groupby("fold")["center"].nunique() == 1).all()  # a fold is one hospital
+    assert sorted(folds.groupby("center")["fold"].first()) == [0, 1, 2]
+    lock = pd.read_csv(run / "config/folds.lock.tsv", sep="\t")
+    assert set(lock["scheme"]) == {"centre"} and len(lock) == 9
+    external = pd.read_csv(run / "results/metrics/external.tsv", sep="\t")
+    best = external[external["model"].str.startswith("best ensemble")]
+    assert set(best["validation"]) == {"external"}  # nothing internal in a centre-only run
+    assert best.set_index("hospital")["n"].to_dict() == {
+        "all": 9,
+        "center_a": 3,
+        "center_b": 3,
+        "center_c": 3,
+    }
+    check_clinical_tables(run, n_patients=9, recalibration="isotonic")
+    cal = pd.read_csv(run / "results/metrics/calibration.tsv", sep="\t")
+    t2 = cal[cal["model"] == "T2axi"]
+    assert t2["target"].unique().tolist() == [
+        "malignant",
+        "benign vs rest",
+        "borderline vs rest",
+        "all classes",
+    ]
+    decision = pd.read_csv(run / "results/metrics/decision.tsv", sep="\t")
+    assert {"fusion: image", "fusion: clinical", "fusion: image+clinical"} <= set(decision["model"])
+    subgroups = pd.read_csv(run / "results/metrics/subgroups.tsv", sep="\t")
+    assert set(subgroups[subgroups["variable"] == "menopausal"]["group"]) <= {"pre", "post"}
+    html = (run / "results/report/index.html").read_text()
+    assert "<h2>External validation (leave one hospital out)" in html
+
+
+def test_external_validation_and_checklist_render_in_headless_chromium(run, tmp_path):
+    from test_workflow import rendered_dom
+
+    dom = rendered_dom(run / "results/report/index.html", tmp_path)
+    for heading in (
+        "External validation (leave one hospital out)",
+        "Calibration",
+        "Decision curves",
+        "Subgroups",
+        "Reporting checklist (TRIPOD+AI, CLAIM)",
+    ):
+        assert f"<h2>{heading}" in dom, heading
+    assert "menopausal: post" in dom or "post" in dom

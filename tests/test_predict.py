@@ -81,6 +81,13 @@ def test_predict_writes_probabilities_decision_and_maps(predicted):
         png = out / f"gradcam_{seq}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2_000
     assert "decision:" in stdout
+    # the run's model card is linked: intended use, validation, limitations
+    card = Path(result["model_card"])
+    assert card.name == "model_card.md" and "## Intended use" in card.read_text()
+    assert (
+        card.as_uri() in html
+        and f"model card (intended use, validation, limitations): {card}" in stdout
+    )
 
 
 def test_selected_slices_overlap_the_true_tumour_slices(predicted, exam):

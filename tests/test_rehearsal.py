@@ -138,7 +138,9 @@ def test_evaluation_and_report_of_fifteen_sequences(tmp_path):
     html = render_report(
         ReportInputs(
             config=cfg,
-            cohort=pd.DataFrame(),
+            cohort=pd.DataFrame(
+                {"center": "a", "label": ["myoma", "sarcoma"], "patients": [200, 63]}
+            ),
             ensembles=ens,
             files=pd.DataFrame({"status": ["used"], "reason": [""]}),
             sequences=tables["sequences"],

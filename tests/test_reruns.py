@@ -26,6 +26,7 @@ BELOW_INGEST = {
     "predict_auto",
     "evaluate",
     "evaluate_selection",
+    "clinical",
     "localiser_figure",
     "readers",
     "manifest",
@@ -44,6 +45,7 @@ BELOW_TRAIN = {
     "predict_auto",
     "evaluate",
     "evaluate_selection",
+    "clinical",
     "localiser_figure",
     "readers",
     "manifest",
@@ -59,6 +61,7 @@ BELOW_TRAIN = {
 BELOW_EVALUATE = {
     "evaluate",
     "evaluate_selection",
+    "clinical",
     "readers",
     "manifest",
     "roc_figure",
@@ -90,6 +93,11 @@ CHANGES = {
     "sequences.use": (("sequences", "use"), ["T2axi", "DWI", "T2sag"], BELOW_INGEST),
     "train.epochs": (("train", "epochs"), 3, BELOW_TRAIN),
     "evaluate.bootstrap": (("evaluate", "bootstrap"), 150, BELOW_EVALUATE),
+    "evaluate.recalibrate": (
+        ("evaluate", "recalibrate"),
+        "isotonic",
+        {"clinical", "report_html", "all"},
+    ),
     "train.mem_mb (a resource)": (("train", "mem_mb"), 3000, set()),
     "nothing (keys reordered)": (("folds", "k"), 2, set()),
 }

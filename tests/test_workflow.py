@@ -119,6 +119,31 @@ def test_report_and_tables_are_written(run):
     last = explanations[(explanations["method"] == "gradcam") & scored]
     assert (last["flat_maps"] == 1).all() and (last["pointing_hit_rate"] == 0).all()
     assert "Explanations measured against the tumour" in html
+    check_clinical_tables(run, n_patients=9, recalibration="platt")
+
+
+def check_clinical_tables(run: Path, n_patients: int, recalibration: str) -> None:
+    """Calibration before/after recalibration, decision curves, subgroups and the model card of
+    a finished run (also used by test_ovarian)."""
+    cal = pd.read_csv(run / "results/metrics/calibration.tsv", sep="\t")
+    best = cal[cal["model"].str.startswith("best ensemble")]
+    assert set(best["recalibration"]) == {"none", recalibration}
+    assert (best["n"] == n_patients).all() and best["brier"].between(0, 2).all()
+    decision = pd.read_csv(run / "results/metrics/decision.tsv", sep="\t")
+    assert decision["model"].str.startswith("best ensemble").any()
+    assert (decision["treat_none"] == 0).all() and (decision["n"] == n_patients).all()
+    subgroups = pd.read_csv(run / "results/metrics/subgroups.tsv", sep="\t")
+    for variable, part in subgroups.groupby(["model", "variable"]):
+        assert part["n"].sum() == n_patients, variable  # every patient in one group of each
+    assert {"all", "hospital", "vendor", "field_strength"} <= set(subgroups["variable"])
+    for png in ("calibration", "decision", "subgroups"):
+        assert (run / f"results/figures/{png}.png").stat().st_size > 5_000
+    card = (run / "results/report/model_card.md").read_text()
+    for part in ("## Intended use", "## Training data", "## Performance", "## Limitations"):
+        assert part in card
+    html = (run / "results/report/index.html").read_text()
+    for heading in ("Calibration", "Decision curves", "Subgroups", "Reporting checklist"):
+        assert f"<h2>{heading}" in html, heading
 
 
 def test_every_generated_file_is_accounted_for(run):
@@ -377,18 +402,19 @@ def test_new_cases_rerun_only_what_they_change(run, tmp_path):
         "manifest",
         "gradcam_figure",
         "localiser_figure",
+        "clinical",
     }
     assert set(by_rule) <= downstream
     assert "synth_patient" not in by_rule
 
 
-def test_report_renders_in_headless_chromium(run, tmp_path):
-    """Open the report as a user would: a real browser loads it, tables and images are in the DOM."""
+def chromium_flags(tmp_path: Path) -> tuple[str, list[str]]:
+    """Return the headless browser and its flags (a fresh profile under ``tmp_path``)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, (
         "chromium is needed for this test: apt-get install chromium (.ci/run installs it)"
     )
-    flags = [
+    return browser, [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -399,11 +425,22 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
-    url = (run / "results/report/index.html").as_uri()
+
+
+def rendered_dom(page: Path, tmp_path: Path) -> str:
+    """Return the DOM of ``page`` as headless Chromium builds it (what a user's browser shows)."""
+    browser, flags = chromium_flags(tmp_path)
     dom = subprocess.run(
-        [browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+        [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
+
+
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    """Open the report as a user would: a real browser loads it, tables and images are in the DOM."""
+    page = run / "results/report/index.html"
+    dom = rendered_dom(page, tmp_path)
     for heading in (
         "Cohort",
         "Per sequence",
@@ -411,12 +448,19 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         "ROC curves",
         "Reader study",
         "Where the models look",
+        "Calibration",
+        "Decision curves",
+        "Subgroups",
+        "Reporting checklist (TRIPOD+AI, CLAIM)",
     ):
-        assert f"<h2>{heading}" in dom.stdout
-    assert "<h3>Best ensemble of each size" in dom.stdout
-    assert "<h3>Explanations measured against the tumour" in dom.stdout
-    assert 'href="../metrics/ensembles.tsv"' in dom.stdout  # the full table, beside the report
-    assert dom.stdout.count("<table") >= 6 and dom.stdout.count("<img") >= 5
+        assert f"<h2>{heading}" in dom
+    assert "<h3>Best ensemble of each size" in dom
+    assert "<h3>Explanations measured against the tumour" in dom
+    assert 'href="../metrics/ensembles.tsv"' in dom  # the full table, beside the report
+    assert dom.count("<table") >= 10 and dom.count("<img") >= 8
+    assert "filled by" in dom and "to be written by the study's authors" in dom
+    browser, flags = chromium_flags(tmp_path)
+    url = page.as_uri()
     shot = tmp_path / "report.png"
     subprocess.run(
         [browser, *flags, "--window-size=1200,2400", f"--screenshot={shot}", url],

@@ -123,6 +123,9 @@ def check_consistency(config: dict) -> None:
     unknown = sorted(set(fusion.get("sequences") or []) - set(config["sequences"]["use"]))
     if unknown:
         raise ConfigError(f"config key 'fusion/sequences': {unknown} not in sequences/use")
+    folds = config["folds"]
+    if folds["scheme"] != "centre" and "k" not in folds:
+        raise ConfigError(f"config key 'folds/k': required with folds/scheme {folds['scheme']}")
     guide = config["detect"]["guide"]
     if guide is not None and guide not in config["sequences"]["use"]:
         raise ConfigError(f"config key 'detect/guide': {guide!r} not in sequences/use")

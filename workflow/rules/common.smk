@@ -20,7 +20,7 @@ except ImportError:
     ) from None
 
 from gynmri.config import ConfigError, localiser_cfg, result_settings, validate_config
-from gynmri.io.cases import covariate_columns, load_cases, read_slice_ranges
+from gynmri.io.cases import covariate_columns, load_cases, read_slice_ranges, subgroup_columns
 from gynmri.io.deid import load_secret, secret_id
 from gynmri.preprocessing.sequences import check_known, load_rules
 from gynmri.training.folds import LeakageError, split, update_lock
@@ -53,7 +53,6 @@ CASE_RECORDS = {
 }
 RANGES = read_slice_ranges(config["cohort"]["slice_ranges"])  # {patient_dir: [rows]}
 SEQUENCES = config["sequences"]["use"]
-FOLDS = list(range(config["folds"]["k"]))
 # The settings each network is trained with, without the resource keys (threads, GPUs, memory,
 # run time), which do not change a model: changing them must not retrain anything.
 CLASSIFIER_TRAIN = result_settings(config["train"])
@@ -74,16 +73,46 @@ TTA = (
 # How slice probabilities become patient and ensemble scores (what readers, the slice-selection
 # evaluation and gynmri predict need of config evaluate).
 SCORING = {k: config["evaluate"][k] for k in ("aggregate", "combine", "threshold")}
+# What the evaluation and the fusion need of config evaluate: all but the keys only the clinical
+# evaluation reads, so that changing a recalibration or a subgroup reruns that evaluation only.
+EVALUATION = {
+    k: v
+    for k, v in config["evaluate"].items()
+    if k not in ("recalibrate", "subgroups", "decision_points")
+}
 # Folds are fixed at parse time from the lock file, so that each training job's inputs are
 # exactly its training patients: a new case reruns only the trainings whose set it joins.
-try:
-    FOLD_TABLE = update_lock(
+# FOLDS drive the whole run (folds/scheme kfold: stratified; centre: one per hospital);
+# EXTERNAL_FOLDS hold one hospital out each (scheme centre: FOLDS themselves; both: numbered
+# after the k-fold ones, training classifiers only, for results/metrics/external.tsv).
+SCHEME = config["folds"]["scheme"]
+
+
+def _lock(scheme):
+    return update_lock(
         config["folds"]["lock"],
         CASES[["patient", "label", "center"]],
-        config["folds"]["k"],
+        config["folds"].get("k"),
         config["folds"]["seed"],
+        scheme,
     )
+
+
+try:
+    FOLD_TABLE = _lock("centre" if SCHEME == "centre" else "kfold")
+    EXTERNAL_TABLE = None
+    if SCHEME != "kfold":
+        EXTERNAL_TABLE = _lock("centre")
+        if SCHEME == "both":  # after the k-fold folds: fold k + hospital number
+            EXTERNAL_TABLE = EXTERNAL_TABLE.assign(
+                fold=EXTERNAL_TABLE["fold"] + config["folds"]["k"]
+            )
+    FOLDS = (
+        list(range(config["folds"]["k"])) if SCHEME != "centre" else sorted(set(FOLD_TABLE["fold"]))
+    )
+    EXTERNAL_FOLDS = [] if EXTERNAL_TABLE is None else sorted(set(EXTERNAL_TABLE["fold"]))
     SPLITS = {k: split(FOLD_TABLE, k) for k in FOLDS}  # fold -> (train, test), leak-checked
+    SPLITS.update({k: split(EXTERNAL_TABLE, k) for k in EXTERNAL_FOLDS})
 except (LeakageError, ValueError) as err:
     raise WorkflowError(f"folds: {err}") from None
 ROOT = Path(workflow.basedir)
@@ -180,8 +209,48 @@ def fusion_outputs(parts=("metrics", "coefficients", "classes", "confusion", "su
         "classes": "results/metrics/fusion_classes.tsv",
         "confusion": "results/metrics/fusion_confusion.tsv",
         "summaries": "results/metrics/fusion_summaries.tsv",
+        "scores": "results/metrics/fusion_scores.tsv",
     }
     return {f"fusion_{part}": paths[part] for part in parts}
+
+
+def clinical_outputs(captioned=False):
+    """Return the clinical evaluation's tables and figures by name (external validation only
+    when folds/scheme holds hospitals out); ``captioned``: flagged for snakemake --report (the
+    rule's outputs, not another rule's inputs)."""
+
+    def shown(path, caption):
+        if not captioned:
+            return path
+        return report(path, caption=f"../report/{caption}.rst", category="Clinical evaluation")
+
+    out = {
+        "calibration": shown("results/metrics/calibration.tsv", "calibration"),
+        "calibration_curves": "results/metrics/calibration_curves.tsv",
+        "decision": shown("results/metrics/decision.tsv", "decision"),
+        "subgroups": shown("results/metrics/subgroups.tsv", "subgroups"),
+        "calibration_png": shown("results/figures/calibration.png", "calibration"),
+        "decision_png": shown("results/figures/decision.png", "decision"),
+        "subgroups_png": shown("results/figures/subgroups.png", "subgroups"),
+    }
+    if EXTERNAL_FOLDS:
+        out["external"] = shown("results/metrics/external.tsv", "external")
+    return out
+
+
+def external_inputs(wildcards):
+    """Return the leave-one-centre-out predictions and folds when they are not the run's own
+    (folds/scheme both), else nothing."""
+    if SCHEME != "both":
+        return {}
+    return {
+        "external_predictions": expand(
+            "results/models/{sequence}/fold{fold}/predictions.parquet",
+            sequence=SEQUENCES,
+            fold=EXTERNAL_FOLDS,
+        ),
+        "external_folds": "results/splits/external_folds.tsv",
+    }
 
 
 def final_outputs():
@@ -199,6 +268,7 @@ def final_outputs():
             "results/metrics/selection_patients.tsv",
             "results/figures/localiser.png",
             "results/models/manifest.json",
+            "results/report/model_card.md",
         ]
     )
 

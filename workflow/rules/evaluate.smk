@@ -40,6 +40,37 @@ rule evaluate:
     params:
         task=config["task"],
         sequences=SEQUENCES,
-        evaluate=config["evaluate"],
+        evaluate=EVALUATION,
     script:
         "../scripts/evaluate.py"
+
+
+# Calibration, decision curves, subgroups and (folds/scheme centre or both) external validation
+# of the same out-of-fold patient scores (gynmri.evaluation.clinical).
+rule clinical:
+    input:
+        unpack(external_inputs),
+        unpack(lambda wildcards: fusion_outputs(["scores"])),
+        predictions=expand(
+            "results/models/{sequence}/fold{fold}/predictions.parquet",
+            sequence=SEQUENCES,
+            fold=FOLDS,
+        ),
+        folds="results/splits/folds.tsv",
+        ensembles="results/metrics/ensembles.tsv",
+        series="results/qc/series.tsv",
+    output:
+        **clinical_outputs(captioned=True),
+    log:
+        "results/logs/clinical.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        task=config["task"],
+        sequences=SEQUENCES,
+        evaluate=config["evaluate"],
+        scheme=SCHEME,
+        # pseudonymous key, hospital and the cases-table columns named in evaluate/subgroups
+        patients=CASES[["patient", "center", *subgroup_columns(config)]].to_dict("records"),
+    script:
+        "../scripts/clinical.py"

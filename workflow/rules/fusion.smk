@@ -20,6 +20,7 @@ if config.get("fusion"):
             classes="results/metrics/fusion_classes.tsv",
             confusion="results/metrics/fusion_confusion.tsv",
             summaries="results/metrics/fusion_summaries.tsv",
+            scores="results/metrics/fusion_scores.tsv",
         log:
             "results/logs/fusion.log",
         conda:
@@ -27,7 +28,7 @@ if config.get("fusion"):
         params:
             task=config["task"],
             sequences=SEQUENCES,
-            evaluate=config["evaluate"],
+            evaluate=EVALUATION,
             fusion=config["fusion"],
             # pseudonymous key + the covariate columns only
             covariates=CASES[["patient", *covariate_columns(config)]].to_dict("records"),

@@ -88,6 +88,7 @@ rule report_html:
     input:
         unpack(lambda wildcards: reader_outputs()),
         unpack(lambda wildcards: fusion_outputs()),
+        unpack(lambda wildcards: clinical_outputs()),
         cohort="results/qc/cohort.tsv",
         files="results/qc/files.tsv",
         sequences="results/metrics/sequences.tsv",
@@ -109,6 +110,7 @@ rule report_html:
             caption="../report/index.rst",
             category="Report",
         ),
+        model_card="results/report/model_card.md",
     log:
         "results/logs/report.log",
     conda:

@@ -1,8 +1,10 @@
-"""Reader study tables, paired tests and the figure-2 bar chart."""
+"""Reader study tables, paired tests and the figure-2 bar chart (two classes: binary calls at the
+configured threshold; more: K-class calls, the model's its most probable class)."""
 
 import pandas as pd
 
 from gynmri.evaluation import readers as rs
+from gynmri.evaluation.reader_comparisons import reader_tests
 from gynmri.report.figures import plot_reader_bars
 from gynmri.runlog import start
 
@@ -20,7 +22,14 @@ calls = rs.validate_readers(
 threshold = p.scoring["threshold"]
 summary = rs.reader_table(calls, scores, p.classes, p.positive, threshold).assign(model=name)
 summary.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.4f")
-tests = rs.reader_tests(calls, scores, p.classes, p.positive, threshold)
+tests = reader_tests(calls, scores, p.classes, p.positive, threshold)
 tests.to_csv(snakemake.output.tests, sep="\t", index=False, float_format="%.4g")
 plot_reader_bars(summary, snakemake.output.png)
-log.info("reader study against %s: %d calls", name, len(calls))
+log.info(
+    "reader study against %s: %d calls, %s",
+    name,
+    len(calls),
+    f"{len(p.classes)} classes (model: most probable class)"
+    if len(p.classes) > 2
+    else f"binary calls (model: threshold {threshold})",
+)

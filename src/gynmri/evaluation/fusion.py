@@ -237,7 +237,8 @@ def fusion_tables(
 
     Keys: ``metrics`` (one row per model: binary metrics of the positive classes and the
     multi-class columns, with intervals when evaluate/bootstrap > 0), ``coefficients``, and
-    ``classes``/``confusion``/``summaries`` as :func:`gynmri.evaluation.tables.class_tables` writes them.
+    ``classes``/``confusion``/``summaries`` as :func:`gynmri.evaluation.tables.class_tables` writes them,
+    and ``scores``: every model's out-of-fold patient probabilities (column ``model``).
     """
     check_out_of_fold(predictions, folds)
     classes = task["classes"]
@@ -276,4 +277,7 @@ def fusion_tables(
         kinds=dict.fromkeys(sets, "fusion"),
         **opts,
     )
-    return {"metrics": pd.DataFrame(rows), "coefficients": coef, **tables}
+    # each model's out-of-fold patient probabilities (decision curves, calibration)
+    keep = ["patient", "fold", "label", *prob_columns(classes)]
+    scores = pd.concat([part[keep].assign(model=name) for name, part in sets.items()])
+    return {"metrics": pd.DataFrame(rows), "coefficients": coef, **tables, "scores": scores}

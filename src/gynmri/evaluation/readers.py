@@ -9,17 +9,27 @@ Input: a readers table (TSV), one row per reader x session x patient, columns
 - ``call``: the class the reader chose (one of ``task.classes``).
 
 Truth comes from the model's patient scores (their ``label`` column), so every patient in the
-readers table must have a model score. Calls are scored as binary decisions: a call is positive
-when it names a ``task.positive`` class, and "correct" means the binary decision matches the
-truth (for two classes that is the class itself).
+readers table must have a model score.
+
+**Two classes.** Calls are scored as binary decisions: a call is positive when it names a
+``task.positive`` class. The model's call is positive when its positive-class probability
+reaches the threshold (see :func:`model_calls`).
+
+**Several classes (K > 2).** Every rater makes one K-class call per patient and everything is
+derived from it: the model's call is its most probable class (argmax of ``p_<class>``; the
+threshold is not used); the *positive view* (the binary columns: sensitivity etc. of
+``task.positive`` vs the rest) asks whether the call names a positive class, exactly as for the
+readers; each class ``k`` is also scored one vs rest ("is this patient class k?"). The classes
+are taken in task order from the least to the most severe.
 
 :func:`reader_table` gives the study's figure-2 table (accuracy, SS-Avg, sensitivity,
-specificity with Wilson intervals) per reader x session, per role x session (all calls of the
-role's readers pooled) and for the model on the same patients. Pooled calls of several readers
-on the same patients are not independent, so the Wilson intervals of role rows are too narrow;
-read them as descriptive. :func:`reader_tests` gives paired McNemar tests; there a role's call on
-a patient is the majority vote of its readers, **a tie counting as a positive call** (a
-positive call is the cautious reading).
+specificity with Wilson intervals; with K > 2 also top-1 accuracy, macro and per-class figures)
+per reader x session, per role x session (all calls of the role's readers pooled) and for the
+model on the same patients. Pooled calls of several readers on the same patients are not
+independent, so the Wilson intervals of role rows are too narrow; read them as descriptive.
+
+Paired tests of the same patients' calls (model vs role, assisted vs unaided) are in
+:mod:`gynmri.evaluation.reader_comparisons`.
 """
 
 from __future__ import annotations
@@ -29,9 +39,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gynmri.evaluation.confusion import counts, rates, wilson_intervals
-from gynmri.evaluation.scoring import best_ensemble, ensemble_name, ensemble_scores, positive_score
-from gynmri.evaluation.stats import mcnemar_test
+from gynmri.evaluation.confusion import counts, rates, ratio, wilson_intervals
+from gynmri.evaluation.scoring import (
+    best_ensemble,
+    ensemble_name,
+    ensemble_scores,
+    positive_score,
+    prob_columns,
+)
+from gynmri.evaluation.stats import wilson_interval
 
 SESSIONS = ("unaided", "assisted")
 READER_COLUMNS = ["reader", "role", "session", "patient", "call"]
@@ -43,6 +59,10 @@ PLOT_METRICS = [
     ("specificity", "specificity"),
 ]
 _MAX_LISTED = 10
+
+
+def _multiclass(classes) -> bool:
+    return classes is not None and len(classes) > 2
 
 
 def _where(readers: pd.DataFrame, i: int) -> str:
@@ -120,16 +140,36 @@ def read_readers(path: str | Path, classes: list[str], patients=None) -> pd.Data
     return validate_readers(table, classes, patients)
 
 
-def model_calls(model_scores: pd.DataFrame, positive: list[str], threshold) -> pd.DataFrame:
+def model_calls(
+    model_scores: pd.DataFrame, positive: list[str], threshold, classes: list[str] | None = None
+) -> pd.DataFrame:
     """Return one row per patient: patient, truth (positive?), model_positive (the call).
 
     ``model_scores``: patient scores (patient, label, p_<class>; one row per patient) of the
     model the readers saw. ``threshold``: a number, or a Series indexed by fold (from
-    :func:`gynmri.evaluation.thresholds.per_fold_thresholds`, needs a ``fold`` column).
+    :func:`gynmri.evaluation.thresholds.per_fold_thresholds`, needs a ``fold`` column); the call
+    is positive when the positive-class probability reaches it.
+
+    With more than two ``classes`` the threshold is not used: the model calls its most probable
+    class (``model_call``; argmax of ``p_<class>``, an exact tie going to the earlier class as
+    everywhere in the pipeline), ``model_positive`` says whether that class is positive, and
+    ``label`` (the true class) is added.
     """
     if model_scores["patient"].duplicated().any():
         dup = model_scores.loc[model_scores["patient"].duplicated(), "patient"].iloc[0]
         raise ValueError(f"model scores hold patient '{dup}' more than once (one row per patient)")
+    if _multiclass(classes):
+        probs = model_scores[prob_columns(classes)].to_numpy(float)
+        called = np.asarray(classes, dtype=object)[probs.argmax(axis=1)]
+        return pd.DataFrame(
+            {
+                "patient": model_scores["patient"].to_numpy(),
+                "truth": model_scores["label"].isin(positive).to_numpy(),
+                "model_positive": np.isin(called, positive),
+                "label": model_scores["label"].to_numpy(),
+                "model_call": called,
+            }
+        )
     if isinstance(threshold, pd.Series):
         thr = model_scores["fold"].map(threshold)
         if thr.isna().any():
@@ -163,9 +203,47 @@ def _rates(truth: np.ndarray, called: np.ndarray) -> dict:
     }
 
 
+def class_rates(labels, called, classes: list[str]) -> dict:
+    """Top-1 accuracy, macro and per-class (one vs rest) figures of K-class calls.
+
+    Returns ``top1_accuracy`` (share of calls naming the true class, Wilson ``_lo``/``_hi``),
+    ``macro_sensitivity`` (mean per-class recall: the balanced accuracy), ``macro_specificity``,
+    ``macro_ss_avg`` (mean per-class SS-Avg; the macro means are NaN when a class has no
+    patient, as in :mod:`gynmri.evaluation.confusion`), then per class ``c``
+    ``sensitivity_<c>`` (share of class-c patients called c) and ``specificity_<c>`` (share of
+    the others not called c), each with Wilson ``_lo``/``_hi``.
+    """
+    labels, called = np.asarray(labels, dtype=object), np.asarray(called, dtype=object)
+    right = int((labels == called).sum())
+    out = {"top1_accuracy": ratio(right, len(labels))}
+    out["top1_accuracy_lo"], out["top1_accuracy_hi"] = wilson_interval(right, len(labels))
+    per_class, sens, spec, ss = {}, [], [], []
+    for k in classes:
+        c = counts(labels == k, called == k)
+        every = {**rates(c), **wilson_intervals(c)}
+        for m in ("sensitivity", "specificity"):
+            for e in ("", "_lo", "_hi"):
+                per_class[f"{m}_{k}{e}"] = every[f"{m}{e}"]
+        sens.append(every["sensitivity"])
+        spec.append(every["specificity"])
+        ss.append(every["ss_avg"])
+    out["macro_sensitivity"] = float(np.mean(sens))  # NaN when a class is undefined
+    out["macro_specificity"] = float(np.mean(spec))
+    out["macro_ss_avg"] = float(np.mean(ss))
+    return {**out, **per_class}
+
+
+def _scores(part: pd.DataFrame, positive_col: str, call_col: str, classes) -> dict:
+    """The binary (positive view) figures of a set of calls, and with K > 2 the class ones."""
+    out = _rates(part["truth"], part[positive_col])
+    if _multiclass(classes):
+        out.update(class_rates(part["label"], part[call_col], classes))
+    return out
+
+
 def _prepare(readers, model_scores, classes, positive, threshold):
     """Validated readers joined with truth and the model's call per patient."""
-    calls = model_calls(model_scores, positive, threshold)
+    calls = model_calls(model_scores, positive, threshold, classes)
     table = validate_readers(readers, classes, calls["patient"])
     table = table.merge(calls, on="patient", how="left")
     table["reader_positive"] = table["call"].isin(positive)
@@ -187,9 +265,15 @@ def reader_table(
 
     Columns: level (role | model | reader), role, reader, session, n_readers, n_patients, n
     (calls), tp, fp, tn, fn, accuracy, sensitivity, specificity (each with Wilson ``_lo``/``_hi``)
-    and ss_avg. Role rows pool every call of the role's readers in that session. The model row
-    (role and reader 'model', session '-') is the model's call on every patient in the readers
-    table, at ``threshold`` (see :func:`model_calls`).
+    and ss_avg, of the binary (positive) view. Role rows pool every call of the role's readers in
+    that session. The model row (role and reader 'model', session '-') is the model's call on
+    every patient in the readers table (see :func:`model_calls`: at ``threshold`` for two
+    classes, the most probable class for more).
+
+    With more than two classes each row also has the columns of :func:`class_rates`:
+    top1_accuracy (+ ``_lo``/``_hi``), macro_sensitivity (balanced accuracy), macro_specificity,
+    macro_ss_avg, and per class ``c`` in task order sensitivity_<c> and specificity_<c> (one vs
+    rest, each + ``_lo``/``_hi``). Two classes: exactly the columns above.
     """
     table, calls = _prepare(readers, model_scores, classes, positive, threshold)
     rows = []
@@ -205,7 +289,7 @@ def reader_table(
                         "session": session,
                         "n_readers": part["reader"].nunique(),
                         "n_patients": part["patient"].nunique(),
-                        **_rates(part["truth"], part["reader_positive"]),
+                        **_scores(part, "reader_positive", "call", classes),
                     }
                 )
     read = calls[calls["patient"].isin(table["patient"])]
@@ -217,7 +301,7 @@ def reader_table(
             "session": "-",
             "n_readers": 0,
             "n_patients": len(read),
-            **_rates(read["truth"], read["model_positive"]),
+            **_scores(read, "model_positive", "model_call", classes),
         }
     )
     for (role, reader), part_r in table.groupby(["role", "reader"], sort=False):
@@ -232,107 +316,29 @@ def reader_table(
                         "session": session,
                         "n_readers": 1,
                         "n_patients": part["patient"].nunique(),
-                        **_rates(part["truth"], part["reader_positive"]),
+                        **_scores(part, "reader_positive", "call", classes),
                     }
                 )
     return pd.DataFrame(rows)
 
 
-def majority_calls(table: pd.DataFrame) -> pd.DataFrame:
-    """Return one positive call per role x session x patient by majority vote of its readers.
-
-    ``table`` needs columns role, session, patient, reader_positive. A tie (as many positive as
-    negative calls) counts as a POSITIVE call.
-    """
-    votes = table.groupby(["role", "session", "patient"], sort=False)["reader_positive"].agg(
-        ["sum", "size"]
-    )
-    votes["role_positive"] = 2 * votes["sum"] >= votes["size"]
-    return votes.rename(columns={"sum": "positive_votes", "size": "n_readers"}).reset_index()
-
-
-_SUBSETS = (("accuracy", None), ("sensitivity", True), ("specificity", False))
-
-
-def _paired_rows(first: str, second: str, truth, correct_a, correct_b, **ids) -> list[dict]:
-    """McNemar rows on all patients (accuracy), positives (sensitivity), negatives (spec.)."""
-    rows = []
-    truth = np.asarray(truth, bool)
-    for metric, subset in _SUBSETS:
-        keep = np.ones_like(truth) if subset is None else truth == subset
-        a, b = np.asarray(correct_a, bool)[keep], np.asarray(correct_b, bool)[keep]
-        test = (
-            mcnemar_test(a, b)
-            if len(a)
-            else {"n": 0, "b": 0, "c": 0, "statistic": np.nan, "p_value": np.nan, "exact": True}
-        )
-        rows.append(
-            {
-                **ids,
-                "metric": metric,
-                "first": first,
-                "second": second,
-                "first_rate": a.mean() if len(a) else np.nan,
-                "second_rate": b.mean() if len(b) else np.nan,
-                **test,
-            }
-        )
-    return rows
-
-
-def reader_tests(
-    readers: pd.DataFrame,
-    model_scores: pd.DataFrame,
-    classes: list[str],
-    positive: list[str],
-    threshold,
-) -> pd.DataFrame:
-    """Return paired McNemar tests of correctness on the same patients.
-
-    - model vs each role, per session: the role's call on a patient is the majority vote of its
-      readers (:func:`majority_calls`; a tie is a positive call);
-    - assisted vs unaided, per role, on the patients read in both sessions.
-
-    Each comparison is tested on all patients (metric accuracy), on the positive patients only
-    (sensitivity) and on the negative ones (specificity). Columns: comparison, role, session,
-    metric, first, second, first_rate, second_rate (share correct), n, b (only first correct),
-    c (only second correct), statistic, p_value, exact (see :func:`gynmri.evaluation.stats.mcnemar_test`).
-    p-values are not corrected for multiple comparisons.
-    """
-    table, calls = _prepare(readers, model_scores, classes, positive, threshold)
-    votes = majority_calls(table).merge(calls, on="patient", how="left")
-    votes["role_correct"] = votes["role_positive"] == votes["truth"]
-    votes["model_correct"] = votes["model_positive"] == votes["truth"]
-    rows = []
-    for role in _ordered_roles(table):
-        for session in SESSIONS:
-            part = votes[(votes["role"] == role) & (votes["session"] == session)]
-            if len(part):
-                rows += _paired_rows(
-                    MODEL,
-                    f"{role} {session}",
-                    part["truth"],
-                    part["model_correct"],
-                    part["role_correct"],
-                    comparison="model vs role",
-                    role=role,
-                    session=session,
-                )
-        un = votes[(votes["role"] == role) & (votes["session"] == "unaided")]
-        As = votes[(votes["role"] == role) & (votes["session"] == "assisted")]
-        both = un.merge(As, on="patient", suffixes=("_u", "_a"))
-        if len(both):
-            rows += _paired_rows(
-                f"{role} assisted",
-                f"{role} unaided",
-                both["truth_u"],
-                both["role_correct_a"],
-                both["role_correct_u"],
-                comparison="assisted vs unaided",
-                role=role,
-                session="assisted vs unaided",
-            )
-    return pd.DataFrame(rows)
+def plot_metrics(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Return the (column, label) groups of the reader figure for a :func:`reader_table`:
+    :data:`PLOT_METRICS` for two classes; with more, top-1 accuracy, macro sensitivity
+    (balanced accuracy), macro SS-Avg and each class's sensitivity (one vs rest)."""
+    if "top1_accuracy" not in table.columns:
+        return PLOT_METRICS
+    classes = [
+        c.removeprefix("sensitivity_")
+        for c in table.columns
+        if c.startswith("sensitivity_") and f"{c}_lo" in table.columns
+    ]
+    return [
+        ("top1_accuracy", "top-1 accuracy"),
+        ("macro_sensitivity", "macro sens."),
+        ("macro_ss_avg", "macro SS-Avg"),
+        *[(f"sensitivity_{c}", f"sens. {c}") for c in classes],
+    ]
 
 
 def readers_by_key(readers: pd.DataFrame, dir_to_key: dict[str, str]) -> pd.DataFrame:

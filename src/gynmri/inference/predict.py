@@ -279,12 +279,21 @@ def predict_exam(
         "positive_probability": p_positive,
         "threshold": threshold,
         "decision": "positive" if p_positive >= threshold else "negative",
+        # what the models are for, how they were validated and their limits (the run's report)
+        "model_card": _model_card(results),
         "seconds": round(time.perf_counter() - started, 2),
         "seconds_by_step": {k: round(v, 2) for k, v in timer.seconds.items()},
     }
     (out_dir / "prediction.json").write_text(json.dumps(result, indent=1))
     (out_dir / "report.html").write_text(prediction_page(result, pngs))
     return result
+
+
+def _model_card(results: Path) -> str | None:
+    """Return the run's model card (results/report/model_card.md) as an absolute path, or None
+    when the run has not written its report yet."""
+    card = Path(results) / "report" / "model_card.md"
+    return str(card.resolve()) if card.is_file() else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -338,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {seq}: series {v['series_number']}, slices {v['selected_slices']} selected")
     for seq, why in result["sequences_missing"].items():
         print(f"  {seq}: missing ({why})")
+    card = result["model_card"] or "not written yet (run the workflow's report)"
+    print(f"model card (intended use, validation, limitations): {card}")
     print(
         f"decision: {result['decision']} (p={result['positive_probability']:.3f}, threshold "
         f"{result['threshold']}); written to {args.out}/ in {result['seconds']} s"

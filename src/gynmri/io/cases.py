@@ -32,6 +32,16 @@ def covariate_columns(config: dict) -> list[str]:
     return list((config.get("fusion") or {}).get("covariates") or {})
 
 
+#: Subgroup variables that are not cases-table columns (config evaluate/subgroups).
+EXAM_SUBGROUPS = ("hospital", "vendor", "field_strength")
+
+
+def subgroup_columns(config: dict) -> list[str]:
+    """Return the cases-table columns named in evaluate/subgroups (not the exam's own)."""
+    named = (config.get("evaluate") or {}).get("subgroups") or []
+    return [c for c in named if c not in EXAM_SUBGROUPS]
+
+
 def read_cases_table(
     path: str | Path, classes: list[str], covariates: list[str] = ()
 ) -> pd.DataFrame:
@@ -75,6 +85,7 @@ def load_cases(config: dict) -> pd.DataFrame:
     """
     classes = config["task"]["classes"]
     covariates = covariate_columns(config)
+    covariates += [c for c in subgroup_columns(config) if c not in covariates]
     synthetic = config["cohort"].get("synthetic")
     if synthetic:
         from gynmri.synth import plan_cohort
@@ -82,7 +93,10 @@ def load_cases(config: dict) -> pd.DataFrame:
         plan = plan_cohort(synth_spec(synthetic))
         unknown = [c for c in covariates if c not in plan]
         if unknown:
-            raise CasesError(f"fusion/covariates {unknown}: the synthetic cohort has {list(plan)}")
+            raise CasesError(
+                f"fusion/covariates or evaluate/subgroups {unknown}: the synthetic cohort has "
+                f"{list(plan)}"
+            )
         table = plan[CASE_COLUMNS + covariates]
     else:
         table = read_cases_table(config["cohort"]["cases"], classes, covariates)

@@ -156,11 +156,16 @@ def plot_reader_bars(
 ) -> None:
     """Write a grouped bar chart like the study's figure 2 from :func:`reader_table`'s output.
 
-    Groups: accuracy, SS-Avg, sensitivity, specificity; bars: each role unaided, then each role
+    Groups: accuracy, SS-Avg, sensitivity, specificity (with more than two classes: top-1
+    accuracy, macro sensitivity, macro SS-Avg and each class's sensitivity; see
+    :func:`gynmri.evaluation.readers.plot_metrics`); bars: each role unaided, then each role
     assisted in reverse order (specialists unaided, residents unaided, residents assisted,
     specialists assisted for roles [specialist, resident]), then the model. Whiskers: Wilson 95 %
-    intervals (none for SS-Avg).
+    intervals (none for SS-Avg and the macro means).
     """
+    from gynmri.evaluation.readers import plot_metrics
+
+    metrics = PLOT_METRICS if "top1_accuracy" not in table else plot_metrics(table)
     role_rows = table[table["level"] == "role"]
     roles = roles or list(dict.fromkeys(role_rows["role"]))
     order = [(r, "unaided") for r in roles] + [(r, "assisted") for r in reversed(roles)]
@@ -174,11 +179,11 @@ def plot_reader_bars(
         bars.append(("model", model.iloc[0]))
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     width = 0.8 / max(len(bars), 1)
-    x = np.arange(len(PLOT_METRICS))
+    x = np.arange(len(metrics))
     for j, (label, row) in enumerate(bars):
-        values = np.array([row[m] for m, _ in PLOT_METRICS], float) * 100
-        lo = np.array([row.get(f"{m}_lo", np.nan) for m, _ in PLOT_METRICS], float) * 100
-        hi = np.array([row.get(f"{m}_hi", np.nan) for m, _ in PLOT_METRICS], float) * 100
+        values = np.array([row[m] for m, _ in metrics], float) * 100
+        lo = np.array([row.get(f"{m}_lo", np.nan) for m, _ in metrics], float) * 100
+        hi = np.array([row.get(f"{m}_hi", np.nan) for m, _ in metrics], float) * 100
         # NaN (SS-Avg): no whisker; clip: at a rate of 0 or 1 rounding can put the bound past it
         err = np.clip(np.vstack([values - lo, hi - values]), 0, None)
         pos = x - 0.4 + width * (j + 0.5)
@@ -194,7 +199,8 @@ def plot_reader_bars(
         for px, v in zip(pos, values, strict=True):
             if np.isfinite(v):
                 ax.text(px, 1, f"{v:.0f}", ha="center", va="bottom", fontsize=6, color="white")
-    ax.set_xticks(x, [name for _, name in PLOT_METRICS])
+    small = {"fontsize": 8} if len(metrics) > len(PLOT_METRICS) else {}  # more groups: narrower
+    ax.set_xticks(x, [name for _, name in metrics], **small)
     ax.set(ylabel="%", ylim=(0, 105), title="Readers unaided and AI-assisted vs the model")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False)
     fig.tight_layout()

@@ -123,6 +123,17 @@ def footer(config: dict) -> str:
     )
 
 
+def _card_link(card: str | None) -> str:
+    """A link to the run's model card (intended use, validation, limitations)."""
+    if not card:
+        return "<p class='note'>No model card: the run's report has not been written.</p>"
+    uri = html.escape(Path(card).as_uri())
+    return (
+        f"<p>Model card (intended use, validation, calibration, limitations): "
+        f"<a href='{uri}'>{html.escape(card)}</a></p>"
+    )
+
+
 def prediction_page(result: dict, pngs: list[Path]) -> str:
     """Return the one-page HTML summary of a ``gynmri predict`` result (figures embedded)."""
     classes = result["classes"]
@@ -155,6 +166,7 @@ def prediction_page(result: dict, pngs: list[Path]) -> str:
         f"&rarr; <b>{result['decision']}</b> at threshold {result['threshold']}</p>",
         "<p>Decision support only: the tumour slices were selected automatically; check them "
         "and the maps below.</p>",
+        _card_link(result.get("model_card")),
         probs,
         f"<h2>Missing sequences</h2><ul>{missing}</ul>" if missing else "",
         "<h2>Where the models look (HiResCAM, predicted class)</h2>",

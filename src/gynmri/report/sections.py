@@ -14,7 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from gynmri.evaluation.scoring import best_ensemble, ensemble_name
+from gynmri.report import clinical_sections
 from gynmri.report.page import AUC_COLUMNS, fmt, footer, page, png, table
+from gynmri.report.reader_section import readers_section
+from gynmri.report.reporting import checklist_section, scheme_text
 
 
 @dataclass
@@ -37,6 +40,11 @@ class ReportInputs:
     selection_slices: pd.DataFrame | None = None
     selection_patients: pd.DataFrame | None = None
     explanations: pd.DataFrame | None = None
+    calibration: pd.DataFrame | None = None
+    calibration_curves: pd.DataFrame | None = None
+    decision: pd.DataFrame | None = None
+    subgroups: pd.DataFrame | None = None
+    external: pd.DataFrame | None = None
 
     @property
     def task(self) -> dict:
@@ -103,7 +111,7 @@ def _methods(r: ReportInputs) -> list[str]:
         f"<h1>gynmri report: {html.escape(r.task['name'])} ({classes})</h1>",
         f'<p class="note">Positive class: {positive}. Metrics are out-of-fold, at patient level '
         f"(slice probabilities aggregated by {ecfg['aggregate']}), {threshold}; SS-Avg is the mean "
-        f"of sensitivity and specificity. {r.config['folds']['k']} patient-level folds. The best "
+        f"of sensitivity and specificity. Validation: {scheme_text(r.config)}. The best "
         f"ensemble ({html.escape(r.best)}) is the first of the ranked ensembles, single sequences "
         f"included.{ci}{macro}{synthetic}</p>",
     ]
@@ -370,29 +378,6 @@ def _figures(r: ReportInputs) -> list[str]:
     ]
 
 
-def _readers(r: ReportInputs) -> list[str]:
-    if r.readers is None:
-        return []
-    simulated = " <b>The readers table is SIMULATED</b> (synthetic cohort)." if r.synthetic else ""
-    model = html.escape(str(r.readers["model"].iloc[0]))
-    summary = r.readers[r.readers["level"] != "reader"].drop(columns=["model"])
-    tests = r.reader_tests.to_html(
-        index=False, border=0, classes="t", na_rep="", float_format="%.3g"
-    )
-    return [
-        "<h2>Reader study</h2>",
-        f'<p class="note">Readers unaided and AI-assisted, and the model shown to them ({model}, '
-        f"the best ensemble) on the same patients.{simulated} Role rows pool the calls of the "
-        "role's readers.</p>",
-        table(
-            summary[[c for c in summary.columns if c not in ("tp", "fp", "tn", "fn")]], r.percent
-        ),
-        png(r.figures["readers"]),
-        "<h3>Paired tests (McNemar)</h3>",
-        tests,
-    ]
-
-
 SECTIONS = (
     _methods,
     _cohort,
@@ -403,7 +388,9 @@ SECTIONS = (
     _selection,
     _explanations,
     _figures,
-    _readers,
+    readers_section,
+    *clinical_sections.SECTIONS,
+    checklist_section,
 )
 
 

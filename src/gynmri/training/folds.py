@@ -1,4 +1,15 @@
-"""Patient-level cross-validation folds, stratified by label and center."""
+"""Patient-level cross-validation folds: stratified k-fold, or leave one centre out.
+
+Two schemes (config ``folds/scheme``):
+
+- ``kfold``: k folds stratified by label and center (:func:`assign_folds`);
+- ``centre``: one fold per hospital, its test set that hospital's patients and its training set
+  every other hospital's (external validation, :func:`centre_folds`).
+
+Both are recorded in one lock file (:func:`update_lock`), one row per patient and scheme, so that
+patients never move between folds when cases are added, and a new hospital gets a new fold
+instead of renumbering the others.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 FOLD_COLUMNS = ["patient", "label", "center", "fold"]
+#: The lock file's columns: a fold per patient and scheme.
+LOCK_COLUMNS = [*FOLD_COLUMNS, "scheme"]
+SCHEMES = ("kfold", "centre")
 
 
 class LeakageError(RuntimeError):
@@ -39,6 +53,39 @@ def assign_folds(patients: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     folds = pd.DataFrame(out, columns=["patient", "fold"])
     folds = patients[["patient", "label", "center"]].merge(folds, on="patient")
     return folds[FOLD_COLUMNS].sort_values("patient").reset_index(drop=True)
+
+
+def centre_folds(locked: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per patient with fold = its hospital's number (leave one centre out).
+
+    Hospitals in ``locked`` (the lock's centre rows) keep their number; new hospitals get the
+    next numbers in name order, so adding a hospital never renumbers the others.
+
+    Raises:
+        LeakageError: a locked patient changed hospital or label.
+        ValueError: fewer than two hospitals (nothing to hold out).
+    """
+    if patients["patient"].duplicated().any():
+        raise ValueError("patients table has repeated patient keys")
+    numbers = dict(zip(locked["center"], locked["fold"].astype(int), strict=True))
+    for center in sorted(set(patients["center"]) - set(numbers)):
+        numbers[center] = max(numbers.values(), default=-1) + 1
+    if len(set(patients["center"])) < 2:
+        raise ValueError(
+            f"leave-one-centre-out needs patients of two hospitals or more (cases table: "
+            f"{sorted(set(patients['center']))})"
+        )
+    merged = patients.merge(locked, on="patient", how="left", suffixes=("", "_locked"))
+    for what in ("center", "label"):
+        moved = merged[
+            merged[f"{what}_locked"].notna() & (merged[what] != merged[f"{what}_locked"])
+        ]
+        if len(moved):
+            raise LeakageError(
+                f"patients whose {what} differs from the folds lock: {sorted(moved['patient'])}"
+            )
+    out = patients[["patient", "label", "center"]].assign(fold=patients["center"].map(numbers))
+    return out[FOLD_COLUMNS].astype({"fold": int}).sort_values("patient").reset_index(drop=True)
 
 
 def split(folds: pd.DataFrame, test_fold: int) -> tuple[set[str], set[str]]:
@@ -127,36 +174,68 @@ def place_new_patients(
     return out.astype({"fold": int}).sort_values("patient").reset_index(drop=True)
 
 
-def read_lock(path: str | Path) -> pd.DataFrame:
-    """Return the folds lock file, or an empty table when it does not exist yet."""
+def read_lock(path: str | Path, scheme: str = "kfold") -> pd.DataFrame:
+    """Return the folds lock's rows of ``scheme`` (an empty table when there is no lock yet).
+
+    A lock without a ``scheme`` column (written before leave-one-centre-out existed) holds
+    k-fold rows."""
     path = Path(path)
+    lock = _read_full_lock(path)
+    return lock.loc[lock["scheme"] == scheme, FOLD_COLUMNS].reset_index(drop=True)
+
+
+def _read_full_lock(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        return pd.DataFrame(columns=FOLD_COLUMNS)
+        return pd.DataFrame(columns=LOCK_COLUMNS)
     lock = pd.read_csv(
-        path, sep="\t", dtype={"patient": str, "label": str, "center": str, "fold": int}
+        path,
+        sep="\t",
+        dtype={"patient": str, "label": str, "center": str, "fold": int, "scheme": str},
     )
     missing = [c for c in FOLD_COLUMNS if c not in lock.columns]
     if missing:
         raise LeakageError(f"folds lock {path}: missing columns {missing}")
-    if lock["patient"].duplicated().any():
+    if "scheme" not in lock.columns:
+        lock["scheme"] = "kfold"
+    unknown = sorted(set(lock["scheme"]) - set(SCHEMES))
+    if unknown:
+        raise LeakageError(f"folds lock {path}: unknown schemes {unknown} (known: {SCHEMES})")
+    repeated = lock[lock.duplicated(["patient", "scheme"])]
+    if len(repeated):
         raise LeakageError(
-            f"folds lock {path}: patients listed twice: {sorted(set(lock['patient'][lock['patient'].duplicated()]))}"
+            f"folds lock {path}: patients listed twice: {sorted(set(repeated['patient']))}"
         )
-    return lock[FOLD_COLUMNS]
+    return lock[LOCK_COLUMNS]
 
 
-def update_lock(path: str | Path, patients: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    """Return the current patients' folds, adding new patients to the lock file at ``path``.
+def update_lock(
+    path: str | Path, patients: pd.DataFrame, k: int | None, seed: int, scheme: str = "kfold"
+) -> pd.DataFrame:
+    """Return the current patients' folds of ``scheme``, adding new patients to the lock file.
 
     Patients already in the lock never move; patients no longer in the cases table stay in the
-    lock (so their fold is kept if they come back) but are not returned.
+    lock (so their fold is kept if they come back) but are not returned. ``k`` and ``seed``
+    serve the k-fold scheme only.
     """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown folds scheme {scheme!r} (known: {', '.join(SCHEMES)})")
     path = Path(path)
-    locked = read_lock(path)
-    folds = place_new_patients(locked, patients, k, seed)
+    full = _read_full_lock(path)
+    locked = full.loc[full["scheme"] == scheme, FOLD_COLUMNS]
+    if scheme == "kfold":
+        folds = place_new_patients(locked, patients, k, seed)
+    else:
+        folds = centre_folds(locked, patients)
     added = folds[~folds["patient"].isin(locked["patient"])]
     if len(added) or not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        full = pd.concat([locked, added], ignore_index=True).sort_values("patient")
-        full.to_csv(path, sep="\t", index=False)
+        full = pd.concat([full, added.assign(scheme=scheme)], ignore_index=True)
+        full.sort_values(["scheme", "patient"], key=_kfold_first).to_csv(
+            path, sep="\t", index=False
+        )
     return folds
+
+
+def _kfold_first(column: pd.Series) -> pd.Series:
+    """Sort key of the lock's rows: k-fold rows first (the order of locks written before)."""
+    return column.map(SCHEMES.index) if column.name == "scheme" else column
