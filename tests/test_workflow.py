@@ -289,14 +289,14 @@ def test_lint_is_clean():
 def test_a_leak_in_the_folds_lock_stops_the_run_naming_the_patient(run, tmp_path):
     """The same patient in two folds (training of one, test of the other) is refused at parse time."""
     lock = (run / "config/folds.lock.tsv").read_text().splitlines()
-    key, label, center, fold = lock[1].split("\t")
+    key, label, center, fold, scheme = lock[1].split("\t")
     leaky = tmp_path / "leaky"
     leaky.mkdir()
     (leaky / "config.yaml").write_text((run / "config.yaml").read_text())
     (leaky / "config").mkdir()
     other = (int(fold) + 1) % 2
     (leaky / "config/folds.lock.tsv").write_text(
-        "\n".join([*lock, f"{key}\t{label}\t{center}\t{other}"]) + "\n"
+        "\n".join([*lock, f"{key}\t{label}\t{center}\t{other}\t{scheme}"]) + "\n"
     )
     proc = snakemake(leaky, "-n", check=False)
     assert proc.returncode != 0
