@@ -186,3 +186,13 @@ def test_exam_attributes_take_the_used_series_and_say_mixed():
     assert out.loc["P1"].tolist() == ["SIEMENS", "3.0"]
     assert out.loc["P2"].tolist() == ["mixed", "1.5"]
     assert "P3" not in out.index  # no used series: its subgroup rows say "missing"
+
+
+def test_a_fold_that_cannot_fit_a_recalibration_leaves_it_out_with_a_warning(caplog):
+    preds, folds = _predictions()
+    # every sarcoma of folds 1 and 2 relabelled: fold 0's other folds hold one class only
+    preds = preds.assign(label=np.where(preds["fold"] > 0, "myoma", preds["label"]))
+    sets = _sets(preds, folds)
+    summary, _ = clinical.calibration_tables(sets, TASK, "platt")
+    assert set(summary["recalibration"]) == {"none"}
+    assert "no platt recalibration: fold 0" in caplog.text

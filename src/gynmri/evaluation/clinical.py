@@ -17,6 +17,8 @@ calibration is also given per class (one vs rest) and as the multiclass Brier sc
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,8 @@ from gynmri.evaluation.scoring import (
     prob_columns,
 )
 from gynmri.evaluation.thresholds import thresholds_for
+
+log = logging.getLogger(__name__)
 
 #: Subgroup variables read from the exam (QC series table) or the cases table's center.
 BUILTIN_SUBGROUPS = {"hospital": "center", "vendor": "vendor", "field_strength": "field_strength"}
@@ -109,9 +113,7 @@ def calibration_tables(
         for target, positive in _targets(task):
             y = scores["label"].isin(positive).to_numpy().astype(int)
             p = positive_score(scores, positive)
-            versions = {"none": p}
-            if method:
-                versions[method] = cal.recalibrate_out_of_fold(y, p, folds, method)
+            versions = _versions(p, method, model, cal.recalibrate_out_of_fold, y, p, folds)
             for how, probs in versions.items():
                 ids = {"model": model, "target": target, "recalibration": how}
                 rows.append({**ids, **cal.calibration_summary(y, probs)})
@@ -119,11 +121,9 @@ def calibration_tables(
         if len(classes) > 2:
             labels = scores["label"].map(classes.index).to_numpy()
             probs = scores[prob_columns(classes)].to_numpy()
-            versions = {"none": probs}
-            if method:
-                versions[method] = cal.recalibrate_multiclass_out_of_fold(
-                    labels, probs, folds, method
-                )
+            versions = _versions(
+                probs, method, model, cal.recalibrate_multiclass_out_of_fold, labels, probs, folds
+            )
             for how, pr in versions.items():
                 rows.append(
                     {
@@ -135,6 +135,19 @@ def calibration_tables(
                     }
                 )
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def _versions(raw, method: str | None, model: str, recalibrate, *args) -> dict:
+    """The raw probabilities and, with ``method``, ``recalibrate(*args, method)`` (their
+    out-of-fold recalibration), left out with a warning when the folds cannot fit one (a fold
+    whose other folds hold one class only: small cohorts)."""
+    out = {"none": raw}
+    if method:
+        try:
+            out[method] = recalibrate(*args, method)
+        except ValueError as err:
+            log.warning("%s: no %s recalibration: %s", model, method, err)
+    return out
 
 
 def _curves(y: np.ndarray, p: np.ndarray, ids: dict) -> pd.DataFrame:
