@@ -1,5 +1,5 @@
-# Patient-level folds (stratified k-fold, or one per hospital). The assignment itself is made at parse time from the lock
-# file (config folds/lock, see common.smk); this rule publishes it with the results.
+# Patient-level folds (stratified k-fold, or one per hospital). The assignment itself is made at
+# parse time from the lock file (config folds/lock, see common.smk); these rules publish it.
 
 
 rule folds:

@@ -1,6 +1,7 @@
 # Reader study: the readers' calls, unaided and AI-assisted, against the model on the same patients.
 # Two classes: binary calls (McNemar); more: K-class calls, per-class and macro figures, McNemar per
-# class and Stuart-Maxwell / Bowker on the K x K calls (gynmri.evaluation.readers).
+# class and Stuart-Maxwell / Bowker on the K x K calls (gynmri.evaluation.readers and
+# reader_comparisons).
 if config["cohort"].get("readers"):
 
     rule readers:

@@ -1,5 +1,7 @@
 """Calibration, decision curves, subgroups and external validation of the patient scores."""
 
+import logging
+
 import pandas as pd
 
 from gynmri.evaluation import clinical
@@ -8,6 +10,9 @@ from gynmri.report import clinical_figures as figures
 from gynmri.runlog import start
 
 log = start(snakemake.log[0])
+# small subgroups often draw resamples of one class: a line for each of dozens of bootstraps is
+# noise here (their intervals are in the tables)
+logging.getLogger("gynmri.evaluation.stats").setLevel(logging.WARNING)
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 ensembles = pd.read_csv(inp.ensembles, sep="\t")
 
@@ -27,7 +32,16 @@ summary, curves = clinical.calibration_tables(sets, p.task, method)
 summary.to_csv(out.calibration, sep="\t", index=False, float_format="%.4f")
 curves.to_csv(out.calibration_curves, sep="\t", index=False, float_format="%.4f")
 figures.plot_calibration(curves, out.calibration_png)
-log.info("calibration:\n%s", summary.to_string())
+best = summary[summary["model"].str.startswith(clinical.BEST)]
+for row in best[best["target"] != "all classes"].itertuples():
+    log.info(
+        "calibration, best ensemble, %s, %s: Brier %.3f, slope %.2f, intercept %.2f",
+        row.target,
+        row.recalibration,
+        row.brier,
+        row.slope,
+        row.intercept,
+    )
 
 fusion = pd.read_csv(inp.fusion_scores, sep="\t") if "fusion_scores" in inp.keys() else None
 decision = clinical.decision_table(clinical.decision_inputs(sets, p.task, method, fusion))
@@ -45,7 +59,7 @@ subgroups = pd.concat(
     ignore_index=True,
 )
 subgroups.to_csv(out.subgroups, sep="\t", index=False, float_format="%.4f")
-log.info("subgroups: %d rows", len(subgroups))
+log.info("subgroups: %d rows over %s", len(subgroups), ", ".join(p.evaluate["subgroups"]))
 
 external = None
 if "external" in out.keys():
@@ -56,5 +70,15 @@ if "external" in out.keys():
         internal, held_out = {}, sets
     external = clinical.external_table(internal, held_out, p.task, p.evaluate)
     external.to_csv(out.external, sep="\t", index=False, float_format="%.4f")
-    log.info("external validation:\n%s", external.to_string())
+    pooled = external[
+        external["model"].str.startswith(clinical.BEST) & (external["hospital"] == "all")
+    ]
+    for row in pooled.itertuples():
+        log.info(
+            "best ensemble, %s validation, hospitals pooled: SS-Avg %.3f, AUC %.3f (n=%d)",
+            row.validation,
+            row.ss_avg,
+            row.auc,
+            row.n,
+        )
 figures.plot_forest(subgroups, external, out.subgroups_png)
