@@ -244,7 +244,7 @@ def fit_recalibrator(y, p, method: str):
         return lambda q: expit(a + b * logit(q))
     # separated classes: the ML slope is infinite (a step function at the cut); a mildly
     # regularised fit (L2 penalty on the slope, C=1) keeps a finite, monotone map instead
-    log.info("platt: classes separated by p, falling back to an L2-regularised fit (C=1)")
+    log.debug("platt: classes separated by p, falling back to an L2-regularised fit (C=1)")
     lr = LogisticRegression(C=1.0).fit(x[:, None], y)
     return lambda q: lr.predict_proba(logit(q)[:, None])[:, 1]
 
