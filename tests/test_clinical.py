@@ -196,3 +196,5 @@ def test_a_fold_that_cannot_fit_a_recalibration_leaves_it_out_with_a_warning(cap
     summary, _ = clinical.calibration_tables(sets, TASK, "platt")
     assert set(summary["recalibration"]) == {"none"}
     assert "no platt recalibration: fold 0" in caplog.text
+    # nor a recalibrated decision curve: the raw one only
+    assert list(clinical.decision_inputs(sets, TASK, "platt")) == ["best ensemble (DWI+T2)"]

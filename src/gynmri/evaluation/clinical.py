@@ -157,14 +157,6 @@ def _curves(y: np.ndarray, p: np.ndarray, ids: dict) -> pd.DataFrame:
     return pd.concat([binned, smooth], ignore_index=True).assign(**ids)
 
 
-def recalibrated(scores: pd.DataFrame, task: dict, method: str) -> np.ndarray:
-    """Return the positive-class probability of ``scores`` recalibrated out of fold (each test
-    fold's map fitted on the other folds' patients only)."""
-    y = scores["label"].isin(task["positive"]).to_numpy().astype(int)
-    p = positive_score(scores, task["positive"])
-    return cal.recalibrate_out_of_fold(y, p, scores["fold"].astype(str).to_numpy(), method)
-
-
 def decision_table(
     curves_of: dict[str, tuple[np.ndarray, np.ndarray]], thresholds=None
 ) -> pd.DataFrame:
@@ -188,9 +180,10 @@ def decision_inputs(
     best = next(name for name in sets if name.startswith(BEST))
     scores = sets[best]
     y = scores["label"].isin(positive).to_numpy()
-    out = {best: (y, positive_score(scores, positive))}
-    if method:
-        out[f"{best}, {method}"] = (y, recalibrated(scores, task, method))
+    folds = scores["fold"].astype(str).to_numpy()
+    p = positive_score(scores, positive)
+    versions = _versions(p, method, best, cal.recalibrate_out_of_fold, y, p, folds)
+    out = {best if how == "none" else f"{best}, {how}": (y, q) for how, q in versions.items()}
     if fusion is not None:
         for name, part in fusion.groupby("model", sort=False):
             out[f"fusion: {name}"] = (
