@@ -99,8 +99,11 @@ def decision_section(r) -> list[str]:
     d = r.decision.assign(threshold=r.decision["threshold"].round(2))
     at = d[d["threshold"].isin([round(t, 2) for t in points])]
     wide = at.pivot_table(index="model", columns="threshold", values="net_benefit", sort=False)
+    # the references in the same table: treat all (the same for every model), treat none (0)
+    first = at.drop_duplicates("threshold").set_index("threshold")
+    wide.loc["treat all"] = first["treat_all"]
+    wide.loc["treat none"] = first["treat_none"]
     wide.columns = [f"net benefit at {c:g}" for c in wide.columns]
-    reference = at.drop_duplicates("threshold")[["threshold", "treat_all"]]
     positive = html.escape(", ".join(r.task["positive"]))
     return [
         "<h2>Decision curves</h2>",
@@ -111,7 +114,6 @@ def decision_section(r) -> list[str]:
             "(net benefit 0). A model is useful at t where its curve lies above both."
         ),
         wide.reset_index().to_html(index=False, border=0, classes="t", float_format="%.3f"),
-        reference.to_html(index=False, border=0, classes="t", float_format="%.3f"),
         png(r.figures["decision"]),
     ]
 
