@@ -48,6 +48,28 @@ def test_used_sequences_must_be_written_by_the_synthetic_cohort(config):
     assert validate_config(config)["sequences"]["use"] == ["T2axi", "CET1axi"]
 
 
+def test_folds_k_is_needed_unless_every_fold_is_a_hospital(config):
+    del config["folds"]["k"]
+    config["folds"]["scheme"] = "both"
+    with pytest.raises(ConfigError, match="folds/k.*required with folds/scheme both"):
+        validate_config(copy.deepcopy(config))
+    config["folds"]["scheme"] = "centre"
+    assert "k" not in validate_config(config)["folds"]
+    config["folds"]["scheme"] = "hospital"
+    with pytest.raises(ConfigError, match="folds/scheme"):
+        validate_config(config)
+
+
+def test_clinical_evaluation_keys_are_checked(config):
+    config["evaluate"]["recalibrate"] = "beta"
+    with pytest.raises(ConfigError, match="evaluate/recalibrate"):
+        validate_config(copy.deepcopy(config))
+    config["evaluate"]["recalibrate"] = None
+    config["evaluate"]["decision_points"] = [0.1, 1.0]
+    with pytest.raises(ConfigError, match="evaluate/decision_points"):
+        validate_config(config)
+
+
 def test_cases_table_errors_name_row_and_column(tmp_path):
     path = tmp_path / "cases.tsv"
     path.write_text("patient_dir\tcenter\tlabel\np1\tc1\tmyoma\np2\tc1\tcarcinoma\n")
@@ -91,3 +113,13 @@ def test_a_job_refuses_a_secret_other_than_the_planned_one(monkeypatch):
     with pytest.raises(MissingKeyError, match="GYNMRI_KEY"):
         job_secret({}, planned)
     assert job_secret({}, secret_id(DEMO_KEY)) == DEMO_KEY  # a synthetic cohort
+
+
+def test_a_subgroup_column_the_cases_table_lacks_is_named(config):
+    config["evaluate"]["subgroups"] = ["hospital", "smoker"]
+    with pytest.raises(CasesError, match=r"evaluate/subgroups \['smoker'\]"):
+        load_cases(validate_config(config))
+    # the exam's own variables need no column; a cases-table column comes along with the cases
+    config["evaluate"]["subgroups"] = ["hospital", "vendor", "field_strength", "menopausal"]
+    cases = load_cases(validate_config(config))
+    assert "menopausal" in cases.columns and "vendor" not in cases.columns
