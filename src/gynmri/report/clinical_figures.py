@@ -67,10 +67,10 @@ def plot_decision(decision: pd.DataFrame, out: str | Path, max_threshold: float 
     ax.axhline(0, color="black", lw=1, label="treat none")
     for model, part in shown.groupby("model", sort=False):
         ax.plot(part["threshold"], part["net_benefit"], label=model)
-    prevalence = float(first["treat_all"].iloc[0] + 0) if len(first) else 0.5
+    top = float(shown["treat_all"].max())  # treat all at the lowest threshold: ~ the prevalence
     ax.set(
         xlim=(0, max_threshold),
-        ylim=(-0.05, max(0.05, prevalence * 1.15)),
+        ylim=(-0.05, max(0.05, top * 1.15)),
         xlabel="threshold probability",
         ylabel="net benefit",
     )

@@ -9,6 +9,7 @@ import html
 import pandas as pd
 
 from gynmri.evaluation.clinical import BEST
+from gynmri.evaluation.decision import net_benefit_at
 from gynmri.report.page import png, table
 
 
@@ -91,13 +92,20 @@ def calibration_section(r) -> list[str]:
     ]
 
 
+def at_decision_points(decision: pd.DataFrame, points) -> pd.DataFrame:
+    """The rows of each model's decision curve at ``points`` (evaluate/decision_points), each
+    matched to the nearest threshold of the curve's grid."""
+    return pd.concat(
+        [net_benefit_at(curve, points) for _, curve in decision.groupby("model", sort=False)],
+        ignore_index=True,
+    )
+
+
 def decision_section(r) -> list[str]:
     """Net benefit at the configured thresholds and the decision curves."""
     if r.decision is None:
         return []
-    points = r.config["evaluate"]["decision_points"]
-    d = r.decision.assign(threshold=r.decision["threshold"].round(2))
-    at = d[d["threshold"].isin([round(t, 2) for t in points])]
+    at = at_decision_points(r.decision, r.config["evaluate"]["decision_points"])
     wide = at.pivot_table(index="model", columns="threshold", values="net_benefit", sort=False)
     # the references in the same table: treat all (the same for every model), treat none (0)
     first = at.drop_duplicates("threshold").set_index("threshold")

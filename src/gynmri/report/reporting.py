@@ -15,6 +15,7 @@ import html
 
 import pandas as pd
 
+from gynmri.evaluation.decision import net_benefit_at
 from gynmri.report.page import provenance
 
 AUTHORS = "authors"
@@ -137,10 +138,8 @@ def _calibration_text(r) -> str:
 
 
 def _decision_text(r) -> str:
-    d = r.decision.assign(threshold=r.decision["threshold"].round(2))
-    points = [round(t, 2) for t in r.config["evaluate"]["decision_points"]]
-    best = d[d["model"] == d["model"].iloc[0]]
-    at = best[best["threshold"].isin(points)]
+    best = r.decision[r.decision["model"] == r.decision["model"].iloc[0]]
+    at = net_benefit_at(best, r.config["evaluate"]["decision_points"])
     return (
         "Net benefit of the best ensemble (treat all) at "
         + ", ".join(
